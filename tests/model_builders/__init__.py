@@ -1,0 +1,1 @@
+"""Tiny ONNX graphs, built with onnx.helper, that honour the tensor contracts of the real models."""
