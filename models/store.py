@@ -26,6 +26,7 @@ MIRROR_ENV = "SWAPSPOT_MODEL_MIRROR"  # optional base URL tried first, e.g. a cl
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 30.0
 CHUNK = 1 << 20
+NETWORK_CHUNK = 64 * 1024  # small, so a dropped connection loses little of what was received
 
 ProgressFactory = Callable[[str, int, int], "tqdm[bytes]"]
 
@@ -141,7 +142,7 @@ def fetch_url(url: str, part: Path, download: Download, progress: ProgressFactor
         bar = progress(download.filename, download.size, start) if progress else None
         try:
             with part.open("ab" if start else "wb") as handle:
-                for chunk in response.iter_content(CHUNK):
+                for chunk in response.iter_content(NETWORK_CHUNK):
                     handle.write(chunk)
                     if bar is not None:
                         bar.update(len(chunk))

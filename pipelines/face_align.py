@@ -81,7 +81,7 @@ def norm_crop(image: ImageRGB, kps: Keypoints5, size: int = 112) -> tuple[ImageR
     """Warp the face into the aligned frame. Returns the crop and the image->crop matrix."""
     matrix = estimate_norm(kps, size)
     crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
-    return crop, matrix
+    return np.asarray(crop, dtype=np.uint8), matrix
 
 
 def invert_affine(matrix: Matrix2x3) -> Matrix2x3:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -64,7 +65,14 @@ def load_image(path: Path | str, limits: ImageLimits | None = None) -> ImageRGB:
                 return to_rgb(np.asarray(image.convert("RGB")))
     except InputError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        claimed = re.search(r"\((\d+) pixels\)", str(error))
+        pixels = f"{int(claimed.group(1)) / 1e6:.0f} megapixels" if claimed else "an enormous size"
+        raise InputError(
+            f"{name} is too large for this app: its header claims {pixels} "
+            f"(at most {limits.max_pixels / 1e6:.0f} megapixels)."
+        ) from error
+    except UnidentifiedImageError as error:
         raise InputError(f"{name} is not a photo this app can read ({type(error).__name__}).") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise InputError(f"{name} could not be read: the file looks damaged or truncated.") from error

@@ -79,7 +79,7 @@ def run(session: ort.InferenceSession, feeds: dict[str, np.ndarray]) -> list[np.
 
 def warm_up(session: ort.InferenceSession, dynamic_size: int = 64) -> None:
     """Run once on zeros so the first real call does not pay for allocation and kernel selection."""
-    feeds = {}
+    feeds: dict[str, np.ndarray] = {}
     for spec in input_specs(session):
         shape = tuple(d if d is not None else (1 if i == 0 else dynamic_size) for i, d in enumerate(spec.shape))
         feeds[spec.name] = np.zeros(shape, dtype=spec.dtype)

@@ -44,7 +44,7 @@ EngineName = Literal["inswapper", "classic"]
 
 def _frozen_copy(array: np.ndarray, dtype: type, shape: tuple[int, ...] | None = None) -> np.ndarray:
     """A read-only float copy, so a `Face` can be shared between threads without surprises."""
-    out = np.array(array, dtype=dtype, copy=True)
+    out: np.ndarray = np.array(array, dtype=dtype, copy=True)
     if shape is not None and out.shape != shape:
         raise ValueError(f"expected shape {shape}, got {out.shape}")
     out.setflags(write=False)
@@ -120,3 +120,16 @@ class RuntimeSettings:
 
     providers: tuple[str, ...] = field(default_factory=lambda: ("CPUExecutionProvider",))
     intra_op_threads: int = 0  # 0 lets onnxruntime choose (all cores)
+
+
+@dataclass(frozen=True)
+class SwapSettings:
+    """How a swap is done; one immutable value per request (safe to share between threads)."""
+
+    engine: EngineName = "inswapper"  # "inswapper" (neural, 128 px) or "classic" (keypoint warp + blend)
+    faces: FaceSelection = "all"  # which target faces change: all, the largest, or those matching a reference
+    reference_threshold: float = 0.35  # cosine similarity to a reference photo at or above which a face matches
+    source_face_index: int | None = None  # which face of a multi-face source photo (None = the largest)
+    colour_correction: bool = False  # inswapper: move the swapped face's LAB mean/std to the target's
+    mouth_mask: bool = False  # keep the target's own mouth (106 landmarks when loaded, else the 5 keypoints)
+    poisson: bool = False  # classic: Poisson (cv2.seamlessClone) blending before the feathered mask
