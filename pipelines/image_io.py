@@ -101,6 +101,7 @@ def save_image(image: ImageRGB, path: Path | str, quality: int = 92) -> Path:
     try:
         options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
         Image.fromarray(to_rgb(image)).save(tmp_name, format=fmt, **options)
+        Path(tmp_name).chmod(0o644)  # mkstemp creates 0600 files; outputs are ordinary files
         Path(tmp_name).replace(path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
