@@ -1,0 +1,127 @@
+"""The background swap worker of one live viewer: swaps the newest aligned faces, never builds a backlog.
+
+The display path submits the newest aligned 128 px crops and immediately goes on; the worker swaps them
+when it is free and publishes the result. A new submission replaces one that is still waiting, so the
+swap always works on the freshest face. The thread exits on `stop()` or after `idle_stop_s` seconds
+without submissions (a closed tab stops sending frames, so its worker ends by itself).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pipelines.types import ImageRGB
+
+ForwardFn = Callable[[ImageRGB, NDArray[np.float32]], ImageRGB]
+
+
+@dataclass(frozen=True)
+class SwapJob:
+    crops: tuple[ImageRGB, ...]  # aligned target faces, largest first
+    latent: NDArray[np.float32]
+    captured_at: float  # time.monotonic() when the frame holding these faces arrived
+    generation: int  # bumps when the source changes, so stale results are dropped
+
+
+@dataclass(frozen=True)
+class SwapOutput:
+    faces: tuple[ImageRGB, ...]  # swapped 128 px faces, in the job's order
+    captured_at: float
+    finished_at: float
+    generation: int
+
+
+class SwapWorker:
+    """One per viewer. Thread-safe between the display path (submit/latest) and its own thread."""
+
+    def __init__(self, forward: ForwardFn, idle_stop_s: float = 2.0, name: str = "swap-worker") -> None:
+        self._forward = forward
+        self._idle_stop_s = idle_stop_s
+        self._name = name
+        self._lock = threading.Condition()
+        self._pending: SwapJob | None = None
+        self._latest: SwapOutput | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = False
+        self._last_submit = 0.0
+        self.swap_seconds: deque[float] = deque(maxlen=20)  # per-face forward times
+        self.finished_at: deque[float] = deque(maxlen=20)  # completion times, for swaps per second
+
+    # -- display side ---------------------------------------------------------------------------------
+    def submit(self, job: SwapJob) -> None:
+        """Replace any waiting job with this one and make sure the thread runs."""
+        with self._lock:
+            self._pending = job
+            self._last_submit = time.monotonic()
+            self._stop = False
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+            self._lock.notify()
+
+    def latest(self) -> SwapOutput | None:
+        with self._lock:
+            return self._latest
+
+    def busy(self) -> bool:
+        with self._lock:
+            return self._pending is not None
+
+    def running(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def forget(self) -> None:
+        """Drop waiting and finished results (the source changed)."""
+        with self._lock:
+            self._pending = None
+            self._latest = None
+
+    def stop(self, wait_s: float = 2.0) -> None:
+        with self._lock:
+            self._stop = True
+            self._pending = None
+            self._lock.notify()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=wait_s)
+
+    def swaps_per_second(self, now: float | None = None, window_s: float = 5.0) -> float:
+        now = time.monotonic() if now is None else now
+        recent = [t for t in list(self.finished_at) if now - t <= window_s]
+        return len(recent) / window_s if recent else 0.0
+
+    def median_swap_seconds(self) -> float | None:
+        values = sorted(self.swap_seconds)
+        return values[len(values) // 2] if values else None
+
+    # -- worker side ----------------------------------------------------------------------------------
+    def _take(self) -> SwapJob | None:
+        with self._lock:
+            while self._pending is None and not self._stop:
+                if time.monotonic() - self._last_submit > self._idle_stop_s:
+                    return None
+                self._lock.wait(timeout=0.1)
+            if self._stop:
+                return None
+            job, self._pending = self._pending, None
+            return job
+
+    def _run(self) -> None:
+        while (job := self._take()) is not None:
+            faces = []
+            for crop in job.crops:
+                started = time.monotonic()
+                faces.append(self._forward(crop, job.latent))
+                self.swap_seconds.append(time.monotonic() - started)
+            finished = time.monotonic()
+            with self._lock:
+                self._latest = SwapOutput(tuple(faces), job.captured_at, finished, job.generation)
+                self.finished_at.append(finished)

@@ -1,0 +1,199 @@
+"""The live path without a browser: tracking, the decoupled worker, per-viewer isolation, stopping."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from pipelines.engine_inswapper import InswapperEngine
+from pipelines.face_analysis import FaceAnalyzer
+from pipelines.live import LiveModels, LiveSession, LiveSettings
+from pipelines.live_tracker import FaceTracker, TrackerSettings
+from pipelines.live_worker import SwapJob, SwapWorker
+from pipelines.swap_engines import PreparedSource, SourceIdentity
+from pipelines.types import Face, SwapSettings
+from tests.model_builders.detector import build_fake_scrfd, face_at
+from tests.model_builders.swapper import build_tiny_inswapper
+
+FACE = face_at(320, 240, 180)
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory: pytest.TempPathFactory) -> FaceAnalyzer:
+    path = build_fake_scrfd(tmp_path_factory.mktemp("live") / "det.onnx", [FACE])
+    return FaceAnalyzer.from_paths(path)
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> InswapperEngine:
+    return InswapperEngine.from_path(build_tiny_inswapper(tmp_path_factory.mktemp("live") / "swap.onnx"))
+
+
+class SlowEngine:
+    """The tiny inswapper, slowed down to what a real swap costs on a CPU."""
+
+    name = "inswapper"
+    needs_recognizer = True
+
+    def __init__(self, inner: InswapperEngine, delay_s: float) -> None:
+        self.inner, self.delay_s, self.calls = inner, delay_s, 0
+
+    def prepare_source(self, identity: SourceIdentity) -> PreparedSource:
+        return self.inner.prepare_source(identity)
+
+    def forward(self, crop: np.ndarray, latent: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        time.sleep(self.delay_s)
+        return self.inner.forward(crop, latent)
+
+    def swap(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("a slow engine must never be called on the display path")
+
+
+def source_for(engine: InswapperEngine, seed: int) -> PreparedSource:
+    embedding = np.random.default_rng(seed).standard_normal(512).astype(np.float32)
+    embedding /= np.linalg.norm(embedding)
+    return engine.prepare_source(SourceIdentity(embedding, np.zeros((256, 256, 3), np.uint8), 1))
+
+
+def textured_frame(shift: tuple[float, float] = (0.0, 0.0), seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = cv2.GaussianBlur(rng.integers(0, 255, (600, 800, 3), dtype=np.uint8), (7, 7), 2)
+    matrix = np.float32([[1, 0, shift[0] - 80], [0, 1, shift[1] - 60]])
+    return np.ascontiguousarray(cv2.warpAffine(base, matrix, (640, 480)))
+
+
+def face_region(frame: np.ndarray) -> np.ndarray:
+    x1, y1, x2, y2 = (int(v) for v in FACE[0])
+    return frame[y1:y2, x1:x2].astype(np.int16)
+
+
+def test_tracker_follows_keypoints_between_detections() -> None:
+    calls = []
+    start_face = Face(FACE[0], FACE[1], 0.9)
+
+    def detect(frame: np.ndarray) -> list[Face]:
+        calls.append(1)
+        return [start_face]
+
+    tracker = FaceTracker(TrackerSettings(detect_every=4))
+    tracker.update(textured_frame(), detect)
+    faces = tracker.update(textured_frame((6.0, -4.0)), detect)
+    assert len(calls) == 1
+    np.testing.assert_allclose(faces[0].kps - start_face.kps, np.tile([6.0, -4.0], (5, 1)), atol=1.0)
+    tracker.update(textured_frame((9.0, -5.0)), detect)
+    tracker.update(textured_frame((12.0, -6.0)), detect)
+    assert len(calls) == 1
+    tracker.update(textured_frame((14.0, -7.0)), detect)
+    assert len(calls) == 2  # frames 0, 4, 8, ... are detected
+
+
+def test_worker_keeps_only_the_newest_job_and_stops_quickly() -> None:
+    seen: list[int] = []
+
+    def forward(crop: np.ndarray, latent: np.ndarray) -> np.ndarray:
+        seen.append(int(crop[0, 0, 0]))
+        time.sleep(0.2)
+        return crop
+
+    worker = SwapWorker(forward, idle_stop_s=5.0)
+    latent = np.zeros((1, 512), np.float32)
+    for value in range(5):
+        worker.submit(SwapJob((np.full((128, 128, 3), value, np.uint8),), latent, time.monotonic(), 0))
+        time.sleep(0.01)
+    deadline = time.monotonic() + 3
+    while (worker.latest() is None or int(worker.latest().faces[0][0, 0, 0]) != 4) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert seen[0] == 0 and seen[-1] == 4 and len(seen) <= 3  # the backlog was skipped
+    started = time.monotonic()
+    worker.stop()
+    assert time.monotonic() - started < 2.0 and not worker.running()
+
+
+def test_worker_stops_by_itself_when_frames_stop() -> None:
+    worker = SwapWorker(lambda crop, latent: crop, idle_stop_s=0.3)
+    worker.submit(SwapJob((np.zeros((128, 128, 3), np.uint8),), np.zeros((1, 512), np.float32), 0.0, 0))
+    time.sleep(1.0)
+    assert not worker.running()
+    assert threading.active_count() < 50
+
+
+def test_decoupled_mode_never_waits_and_follows_the_face(detector: FaceAnalyzer, engine: InswapperEngine) -> None:
+    slow = SlowEngine(engine, delay_s=0.4)
+    models = LiveModels(detect=detector.detect, engine=slow)
+    session = LiveSession(LiveSettings(idle_stop_s=1.0))
+    session.set_source(source_for(engine, 1), "one")
+    frame = textured_frame()
+    first = session.process(frame, models, SwapSettings())
+    assert first.stats.mode == "decoupled"
+    assert np.array_equal(first.frame, frame)  # nothing swapped yet, and we did not wait for it
+    durations, swapped_frames = [], 0
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        result = session.process(frame, models, SwapSettings())
+        durations.append(time.monotonic() - started)
+        swapped_frames += int(not np.array_equal(result.frame, frame))
+        time.sleep(0.03)
+    assert max(durations) < 0.2  # the display path never waits for the 0.4 s swap
+    assert swapped_frames > 10
+    assert 0 < result.stats.swaps_per_second <= 1 / 0.4 + 0.5
+    assert result.stats.face_age_ms is not None and result.stats.face_age_ms > 0
+    assert np.abs(face_region(result.frame) - face_region(frame)).mean() > 2
+    session.stop()
+    assert not session.worker.running()
+
+
+def test_two_viewers_never_see_each_other(detector: FaceAnalyzer, engine: InswapperEngine) -> None:
+    models = LiveModels(detect=detector.detect, engine=engine)
+    frame = textured_frame()
+    viewers = [LiveSession(), LiveSession()]
+    viewers[0].set_source(source_for(engine, 10), "ten")
+    viewers[1].set_source(source_for(engine, 20), "twenty")
+
+    def expected(source: PreparedSource) -> np.ndarray:
+        patch = engine.swap(frame, Face(FACE[0], FACE[1], 0.9), source, SwapSettings())
+        assert patch is not None
+        out = frame.copy()
+        patch.apply(out)
+        return out
+
+    own = [expected(v.source) for v in viewers if v.source is not None]
+    results: dict[int, list[np.ndarray]] = {0: [], 1: []}
+
+    def run(index: int) -> None:
+        deadline = time.monotonic() + 10
+        while len(results[index]) < 8 and time.monotonic() < deadline:
+            out = viewers[index].process(frame, models, SwapSettings()).frame
+            if not np.array_equal(out, frame):
+                results[index].append(out)
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not np.array_equal(own[0], own[1])
+    for index in (0, 1):
+        assert len(results[index]) == 8
+        for out in results[index]:
+            assert np.array_equal(out, own[index])  # exactly its own source, never the other viewer's
+    # The tiny swapper keeps up, so both switched to swapping every frame directly.
+    assert all(v.mode_for(engine) == "direct" for v in viewers)
+    for viewer in viewers:
+        viewer.stop()
+
+
+def test_no_source_and_no_face_are_said_plainly(engine: InswapperEngine, tmp_path: Path) -> None:
+    empty = FaceAnalyzer.from_paths(build_fake_scrfd(tmp_path / "none.onnx", []))
+    session = LiveSession()
+    models = LiveModels(detect=empty.detect, engine=engine)
+    assert "Choose a source" in session.process(textured_frame(), models, SwapSettings()).stats.message
+    session.set_source(source_for(engine, 2))
+    assert "No face in view" in session.process(textured_frame(), models, SwapSettings()).stats.message
