@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
     overrides = ModelOverrides(args.detector, args.recognizer, args.landmarks, args.swapper)
     report = prepare_models(overrides, download=not args.no_download)
-    for role in report.missing():
+    for role in report.missing(include_optional=False):
         logging.warning("model for '%s' unavailable: the page will say how to install it", role)
     try:
         config = AppConfig(overrides=overrides, report=report, source=args.source, engine=args.engine)

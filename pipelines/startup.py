@@ -38,8 +38,13 @@ class ModelReport:
         value = self.roles.get(role)
         return value if isinstance(value, ResolvedModel) else None
 
-    def missing(self) -> list[str]:
-        return [role for role, value in self.roles.items() if isinstance(value, ModelError)]
+    def missing(self, include_optional: bool = True) -> list[str]:
+        """Roles without a usable model (landmarks are optional: only the mouth mask needs them)."""
+        return [
+            role
+            for role, value in self.roles.items()
+            if isinstance(value, ModelError) and (include_optional or role in MAIN_ROLES)
+        ]
 
     def as_markdown(self) -> str:
         lines = ["| role | status | file |", "| --- | --- | --- |"]

@@ -1,4 +1,4 @@
-"""The page: header, tabs, and the model status. Each tab lives in its own small module."""
+"""The page: header, source choice, options, tabs. Each tab lives in its own small module."""
 
 from __future__ import annotations
 
@@ -9,19 +9,29 @@ from typing import Any
 import gradio as gr
 
 from pipelines.loading import ModelOverrides
+from pipelines.service import AppServices, identity_from_file
 from pipelines.startup import ModelReport
+from pipelines.viewer import ViewerState
+from ui.check_tab import build_check_tab
+from ui.context import UiContext
+from ui.live_tab import build_live_tab
+from ui.photo_tab import build_photo_tab
+from ui.source_panel import build_source_panel, source_status
 
 CSS = """
 #swapspot-header h1 { margin-bottom: 0.2em; }
-.swapspot-note { font-size: 0.95em; opacity: 0.85; }
+#spot-score, #photo-spot-score, #check-score { font-size: 1.25em; font-weight: 600; }
 """
 
 INTRO = """
 # Swap & Spot
-**Make a face swap, then catch it.** On the left the app swaps faces (the *attack*); on the right a detector
-scores the result and shows *why* it looks swapped (the *defence*). Everything it outputs is labelled as
-AI-generated. Use only your own face, or a face you have permission to use.
+**Make a face swap, then catch it.** The app swaps faces (the *attack*); right beside it a detector scores the
+result and shows *why* it looks swapped (the *defence*). Everything it makes is labelled *AI-generated*, carries
+an invisible watermark, and its downloads carry signed Content Credentials. Use only your own face, or a face
+you have permission to use.
 """
+
+STATE_TTL_S = 2 * 60 * 60  # a tab's state (its source face) is dropped at the latest 2 hours after it closes
 
 
 @dataclass(frozen=True)
@@ -38,26 +48,56 @@ def launch_options() -> dict[str, Any]:
     return {"css": CSS, "theme": gr.themes.Soft(), "show_error": False}
 
 
-def build_models_tab(config: AppConfig) -> None:
+def build_models_tab(report: ModelReport) -> None:
     with gr.Tab("Models", id="models-tab"):
         gr.Markdown(
             "### Models in use\nInsightFace models (detector, recognizer, landmarks, inswapper) are for "
             "**non-commercial research use only**. Files from the registry are checked against their published "
             "SHA-256 before loading; files chosen by whoever runs the app are marked *unverified*."
         )
-        gr.Markdown(config.report.as_markdown(), elem_id="model-status")
+        gr.Markdown(report.as_markdown(), elem_id="model-status")
+
+
+def initial_state(services: AppServices, source: Path | None) -> ViewerState:
+    state = ViewerState()
+    if source is not None and services.analyzer is not None:
+        # Chosen by whoever runs the app (kiosk, classroom): treated like an example.
+        state.set_source(identity_from_file(services, source), source.stem, "example")
+    return state
 
 
 def build_page(config: AppConfig) -> gr.Blocks:
+    services = AppServices.create(config.report, config.overrides)
+    engines = services.engines()
+    default_engine = config.engine or (engines[0] if engines else "classic")
+    ctx = UiContext(services, default_engine, config.source)
+    start_state = initial_state(services, config.source)
     with gr.Blocks(title="Swap & Spot", delete_cache=(300, 900)) as demo:
         gr.Markdown(INTRO, elem_id="swapspot-header")
-        if config.report.missing():
+        if config.report.missing(include_optional=False):
             gr.Markdown(
                 "⚠️ **Some models are missing**: "
-                + ", ".join(config.report.missing())
+                + ", ".join(config.report.missing(include_optional=False))
                 + ". Parts of the app are disabled until they are installed; the *Models* tab says how.",
                 elem_id="missing-models-banner",
             )
+        state = gr.State(start_state, time_to_live=STATE_TTL_S, delete_callback=ViewerState.close)
+        status = build_source_panel(ctx, state)
+        with gr.Row():
+            engine = gr.Radio(
+                [("Neural (inswapper)", "inswapper"), ("Classic (warp and blend)", "classic")],
+                value=default_engine,
+                label="Swap engine",
+                elem_id="engine",
+            )
+            faces = gr.Radio([("All faces", "all"), ("Largest face", "largest")], value="all", label="Which faces")
+            mouth = gr.Checkbox(label="Keep the target's mouth", value=False)
+            colour = gr.Checkbox(label="Colour correction", value=True)
+        options: list[gr.components.Component] = [engine, faces, mouth, colour]
         with gr.Tabs():
-            build_models_tab(config)
+            build_live_tab(ctx, state, options)
+            build_photo_tab(ctx, state, options)
+            build_check_tab(ctx, state)
+            build_models_tab(config.report)
+        demo.load(source_status, [state], [status], api_visibility="private")
     return demo

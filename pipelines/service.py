@@ -1,0 +1,224 @@
+"""What the page does, without gradio: shared models plus one function per user action.
+
+`AppServices` is built once at start and shared read-only by every browser session. Everything that
+belongs to one viewer (their source face, live session) is passed in by the caller from that viewer's
+state. Raises `InputError`/`ModelError` with messages for people; the UI shows them as they are.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import InputError, ModelError
+from pipelines.face_analysis import FaceAnalyzer
+from pipelines.image_io import load_image
+from pipelines.loading import ModelOverrides, load_face_analyzer
+from pipelines.outputs import OutputPolicy, mark_frame, new_output_dir, publish_clip, publish_photo
+from pipelines.provenance import WatermarkPayload, read_provenance, read_watermark
+from pipelines.spot import ImageVerdict, Spotter
+from pipelines.spot.explain import render_overlay
+from pipelines.startup import ModelReport
+from pipelines.swap_engines import SourceIdentity, SwapEngine, create_engine
+from pipelines.swapping import SwappedFace, create_swap_job, identity_from_photos, swap_clip, swap_image
+from pipelines.types import EngineName, ImageRGB, RuntimeSettings, SwapSettings
+from pipelines.video import VideoLimits, is_video_path
+
+Progress = Callable[[int, "int | None"], None]
+
+
+@dataclass(frozen=True, eq=False)
+class AppServices:
+    """Shared, read-only models and policies (one per process)."""
+
+    report: ModelReport
+    overrides: ModelOverrides
+    analyzer: FaceAnalyzer | None
+    spotter: Spotter | None
+    policy: OutputPolicy = field(default_factory=OutputPolicy.from_environment)
+    video_limits: VideoLimits = field(default_factory=VideoLimits)
+
+    @classmethod
+    def create(cls, report: ModelReport, overrides: ModelOverrides) -> AppServices:
+        analyzer = None
+        if report.available("detector"):
+            loaded = load_face_analyzer(
+                overrides, need_recognizer=report.available("recognizer"), want_landmarks=report.available("landmarks")
+            )
+            analyzer = loaded.analyzer
+        return cls(report, overrides, analyzer, Spotter())
+
+    def require_analyzer(self) -> FaceAnalyzer:
+        if self.analyzer is None:
+            raise ModelError("The face detector is not installed, so faces cannot be found. See the Models tab.")
+        return self.analyzer
+
+    def engines(self) -> list[EngineName]:
+        """Engines that can run with the installed models."""
+        usable: list[EngineName] = []
+        if self.report.available("swapper") and self.report.available("recognizer"):
+            usable.append("inswapper")
+        if self.analyzer is not None:
+            usable.append("classic")
+        return usable
+
+    def engine(self, name: EngineName, live: bool = False) -> SwapEngine:
+        """The shared engine. The live view's inswapper uses one thread, leaving a core for the display."""
+        if name not in self.engines():
+            if name == "inswapper":
+                raise ModelError(
+                    "The neural swap needs the inswapper_128 and recognizer models, which are not installed "
+                    "(see the Models tab). The classic engine works without them."
+                )
+            raise ModelError("No swap engine can run without the face detector. See the Models tab.")
+        swapper = self.report.path("swapper")
+        return _engine(name, swapper.path if (swapper and name == "inswapper") else None, 1 if live else 0)
+
+
+@functools.lru_cache(maxsize=4)
+def _engine(name: EngineName, swapper: Path | None, threads: int) -> SwapEngine:
+    return create_engine(name, swapper, RuntimeSettings(intra_op_threads=threads))
+
+
+# -- Sources ---------------------------------------------------------------------------------------------
+
+
+def identity_from_image(
+    services: AppServices, image: ImageRGB, name: str, face_index: int | None = None
+) -> SourceIdentity:
+    """The source identity from one photo (in memory; the photo is not kept)."""
+    analyzer = services.require_analyzer()
+    return identity_from_photos([image], analyzer, names=[name], face_index=face_index)
+
+
+def identity_from_file(services: AppServices, path: Path, face_index: int | None = None) -> SourceIdentity:
+    return identity_from_image(services, load_image(path), path.name, face_index)
+
+
+# -- Swapping --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class PhotoOutcome:
+    image: ImageRGB  # labelled and watermarked, as downloaded
+    file: Path  # signed JPEG
+    faces_swapped: int
+    payload: WatermarkPayload
+    verdict: ImageVerdict | None
+    overlay: ImageRGB | None
+
+
+def swap_photo(services: AppServices, identity: SourceIdentity, target: Path, settings: SwapSettings) -> PhotoOutcome:
+    """1. read the target, 2. swap, 3. mark (watermark + label), 4. sign, 5. score with the detector."""
+    analyzer = services.require_analyzer()
+    image = load_image(target)
+    job = create_swap_job(analyzer, services.engine(settings.engine), [identity], settings=settings)
+    result = swap_image(image, job)
+    if not result.swapped:
+        raise InputError(f"No face to swap was found in {target.name}; try a photo where faces are clearly visible.")
+    payload = WatermarkPayload.new()
+    faces = [s.face for s in result.swapped]
+    marked = mark_frame(result.image, faces, payload, services.policy)
+    signed = publish_photo(marked, new_output_dir(services.policy), services.policy, parent=target)
+    verdict, overlay = score_image(services, marked, faces)
+    return PhotoOutcome(marked, signed, len(result.swapped), payload, verdict, overlay)
+
+
+@dataclass(frozen=True)
+class ClipOutcome:
+    file: Path
+    frames: int
+    frames_with_swaps: int
+    faces_swapped: int
+    duration: float
+    audio: str
+    payload: WatermarkPayload
+
+
+def swap_video(
+    services: AppServices,
+    identity: SourceIdentity,
+    target: Path,
+    settings: SwapSettings,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> ClipOutcome:
+    """Swap a clip; every frame with a swapped face is watermarked and labelled; the file is signed."""
+    if not is_video_path(target):
+        raise InputError(f"{target.name} is not a clip this app can read (use .mp4, .mov, .webm, .mkv or .avi).")
+    analyzer = services.require_analyzer()
+    job = create_swap_job(analyzer, services.engine(settings.engine), [identity], settings=settings)
+    payload = WatermarkPayload.new()
+    policy = services.policy
+
+    def post_frame(frame: ImageRGB, swapped: tuple[SwappedFace, ...], index: int) -> ImageRGB:
+        return mark_frame(frame, [s.face for s in swapped], payload, policy) if swapped else frame
+
+    folder = new_output_dir(policy)
+    encoded = folder / ".swapped-unsigned.mp4"
+    result = swap_clip(
+        target, encoded, job, post_frame=post_frame, progress=progress, cancel=cancel, limits=services.video_limits
+    )
+    signed = publish_clip(encoded, folder, policy, parent=target)
+    return ClipOutcome(
+        signed, result.frames, result.frames_with_swaps, result.faces_swapped, result.duration, result.audio, payload
+    )
+
+
+# -- Spotting ---------------------------------------------------------------------------------------------
+
+
+def score_image(
+    services: AppServices, image: ImageRGB, faces: list[Any] | None = None
+) -> tuple[ImageVerdict | None, ImageRGB | None]:
+    """The detector's verdict and heatmap overlay for one image (faces detected when not given)."""
+    if services.spotter is None:
+        return None, None
+    found = faces if faces is not None else services.require_analyzer().detect(image)
+    if not found:
+        return None, None
+    verdict = services.spotter.score_image(image, found)
+    return verdict, render_overlay(image, verdict)
+
+
+@dataclass(frozen=True, eq=False)
+class CheckOutcome:
+    """What the detector panel shows for any uploaded photo or clip."""
+
+    media: str  # "photo" or "clip"
+    result: dict[str, Any]  # the same JSON as `python -m pipelines.detect --json`
+    overlay: ImageRGB | None  # heatmap over the photo (or the clip's highest-scoring frame)
+    timeline: ImageRGB | None  # score over time (clips)
+
+
+def check_media(services: AppServices, path: Path) -> CheckOutcome:
+    """Score any photo or clip with the same code path as `python -m pipelines.detect`."""
+    from pipelines.detect import detect_clip, detect_photo
+
+    analyzer = services.require_analyzer()
+    if services.spotter is None:
+        raise ModelError("The detector could not be loaded.")
+    if is_video_path(path):
+        result = detect_clip(path, analyzer, services.spotter)
+        return CheckOutcome("clip", result, None, None)
+    result = detect_photo(path, analyzer, services.spotter)
+    image = load_image(path)
+    verdict, overlay = score_image(services, image)
+    return CheckOutcome("photo", result, overlay, None)
+
+
+def provenance_summary(path: Path, image: ImageRGB | None, faces: list[Any]) -> dict[str, Any]:
+    """Watermark and C2PA state of a file, as plain values."""
+    report = read_provenance(path)
+    reading = read_watermark(image, faces) if image is not None and faces else None
+    return {
+        "provenance": {"state": report.state, "explanation": report.explanation, "actions": report.actions},
+        "watermark": {
+            "found": bool(reading and reading.found),
+            "payload": reading.payload.describe() if reading and reading.payload else None,
+        },
+    }

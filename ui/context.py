@@ -1,0 +1,37 @@
+"""What every UI module needs: the shared services and the start-up choices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.service import AppServices
+from pipelines.types import SwapSettings
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg")
+CONSENT_LABEL = "This is me, or I have this person's permission to use their face"
+NO_CONSENT = (
+    "Please tick the box to confirm that this is your own face or that you have the person's permission. "
+    "Example faces and your own webcam snapshot need no confirmation."
+)
+
+
+@dataclass(frozen=True)
+class UiContext:
+    services: AppServices
+    default_engine: str
+    preset_source: Path | None
+
+
+def example_faces() -> list[Path]:
+    return sorted(p for p in EXAMPLES_DIR.iterdir() if p.suffix.lower() in EXAMPLE_SUFFIXES)
+
+
+def swap_settings(engine: str, faces: str, mouth_mask: bool, colour: bool) -> SwapSettings:
+    return SwapSettings(
+        engine="classic" if engine == "classic" else "inswapper",
+        faces="largest" if faces == "largest" else "all",
+        mouth_mask=bool(mouth_mask),
+        colour_correction=bool(colour),
+    )
