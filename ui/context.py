@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.service import AppServices
+from pipelines.errors import InputError
+from pipelines.service import AppServices, identity_from_file
+from pipelines.swap_engines import SourceIdentity
 from pipelines.types import SwapSettings
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
@@ -35,3 +37,21 @@ def swap_settings(engine: str, faces: str, mouth_mask: bool, colour: bool) -> Sw
         mouth_mask=bool(mouth_mask),
         colour_correction=bool(colour),
     )
+
+
+def api_identity(ctx: UiContext, source: str | None, example: str | None, consent: bool) -> SourceIdentity:
+    """The source for API calls: an example by name, or an uploaded photo with consent (never kept)."""
+    if example:
+        for path in example_faces():
+            if path.stem == example:
+                return identity_from_file(ctx.services, path)
+        names = ", ".join(p.stem for p in example_faces())
+        raise InputError(f"There is no example face called '{example}' (examples: {names}).")
+    if not source:
+        raise InputError("Give a source face: an example name or a photo.")
+    try:
+        if not consent:
+            raise InputError(NO_CONSENT)
+        return identity_from_file(ctx.services, Path(source))
+    finally:
+        Path(source).unlink(missing_ok=True)

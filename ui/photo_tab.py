@@ -12,7 +12,6 @@ from pipelines.errors import InputError
 from pipelines.service import (
     ClipOutcome,
     PhotoOutcome,
-    identity_from_file,
     swap_photo,
     swap_video,
 )
@@ -20,7 +19,7 @@ from pipelines.swap_engines import SourceIdentity
 from pipelines.types import SwapSettings
 from pipelines.video import is_video_path
 from pipelines.viewer import ViewerState
-from ui.context import NO_CONSENT, UiContext, example_faces, swap_settings
+from ui.context import UiContext, api_identity, swap_settings
 from ui.errors import user_errors
 from ui.spot_text import score_line, verdict_markdown
 
@@ -62,24 +61,6 @@ def run_swap(
 
         return None, swap_video(ctx.services, identity, target, settings, progress=report, cancel=cancel)
     return swap_photo(ctx.services, identity, target, settings), None
-
-
-def api_identity(ctx: UiContext, source: str | None, example: str | None, consent: bool) -> SourceIdentity:
-    """The source for API calls: an example by name, or an uploaded photo with consent (never kept)."""
-    if example:
-        for path in example_faces():
-            if path.stem == example:
-                return identity_from_file(ctx.services, path)
-        names = ", ".join(p.stem for p in example_faces())
-        raise InputError(f"There is no example face called '{example}' (examples: {names}).")
-    if not source:
-        raise InputError("Give a source face: an example name or a photo.")
-    try:
-        if not consent:
-            raise InputError(NO_CONSENT)
-        return identity_from_file(ctx.services, Path(source))
-    finally:
-        Path(source).unlink(missing_ok=True)
 
 
 def build_photo_tab(ctx: UiContext, state: gr.State, options: list[gr.components.Component]) -> None:

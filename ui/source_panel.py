@@ -11,7 +11,7 @@ from pipelines.errors import InputError
 from pipelines.image_io import to_rgb
 from pipelines.service import identity_from_file, identity_from_image
 from pipelines.viewer import ViewerState
-from ui.context import CONSENT_LABEL, NO_CONSENT, UiContext, example_faces
+from ui.context import CONSENT_LABEL, NO_CONSENT, UiContext, api_identity, example_faces
 from ui.errors import user_errors
 
 
@@ -80,6 +80,20 @@ def build_source_panel(ctx: UiContext, state: gr.State) -> gr.Markdown:
         current.set_source(identity_from_image(ctx.services, to_rgb(frame), "snapshot"), "your snapshot", "snapshot")
         return current, source_status(current), None
 
+    # API: choose this session's source (an example by name, or a photo with consent), as the page does.
+    api_source = gr.File(visible=False)
+    api_example = gr.Textbox(visible=False)
+    api_consent = gr.Checkbox(visible=False)
+
+    @user_errors
+    def choose_source_api(path: str | None, example: str | None, agreed: bool, current: ViewerState) -> tuple:
+        identity = api_identity(ctx, path, example, agreed)
+        current.set_source(identity, example or "your photo", "example" if example else "upload")
+        return current, source_status(current)
+
+    gr.Button(visible=False).click(
+        choose_source_api, [api_source, api_example, api_consent, state], [state, status], api_name="choose_source"
+    )
     gallery.select(choose_example, [state], [state, status], api_visibility="private")
     use_upload.click(choose_upload, [upload, consent, state], [state, status, upload], api_visibility="private")
     use_snapshot.click(choose_snapshot, [snapshot, state], [state, status, snapshot], api_visibility="private")
