@@ -1,0 +1,112 @@
+"""Live benchmark from a real browser session: the same figures the page shows, measured in Chromium.
+
+    python -m benchmarks.bench_live [--seconds 30] [--engines inswapper classic] [--json]
+
+Starts the app on a free loopback port with the real SCRFD detector from ../shared (or --detector), an
+ArcFace-shaped test recognizer, and a RANDOM-WEIGHT swapper in the full inswapper topology (so a swap
+costs what the real one costs) unless --swapper points at a real file. Chromium plays a fake camera of
+a real face photo that moves; an in-page probe measures displayed frames per second and
+capture-to-display latency (each camera frame carries its index in a brightness strip). Swaps per
+second are read from the page's own live numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pipelines.image_io import load_image  # noqa: E402
+from tests.app_server import run_app  # noqa: E402
+from tests.browser_session import browser_available, live_page, summarise, write_camera  # noqa: E402
+from tests.model_builders.recognizer import build_fake_arcface  # noqa: E402
+
+CACHE = Path.home() / ".cache" / "swapspot-bench"
+SHARED_DETECTOR = ROOT.parent / "shared" / "models" / "scrfd_2.5g_kps.onnx"
+
+
+def topology_swapper() -> Path:
+    """The random-weight inswapper-topology model (built once, 554 MB, cached)."""
+    from tests.model_builders.swapper import build_inswapper_topology
+
+    path = CACHE / "inswapper_topology_seed0.onnx"
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        print(f"building the random-weight inswapper topology at {path} (once)...", file=sys.stderr)
+        build_inswapper_topology(path, seed=0)
+    return path
+
+
+def page_numbers(text: str) -> dict[str, Any]:
+    """Parse '14.8 fps displayed · 0.70 swaps/s · latency 45 ms · mode: decoupled' from #live-stats."""
+    patterns = {
+        "page_fps": r"([\d.]+) fps",
+        "page_swaps_per_s": r"([\d.]+) swaps/s",
+        "page_latency_ms": r"latency (\d+) ms",
+    }
+    out: dict[str, Any] = {}
+    for key, pattern in patterns.items():
+        match = re.search(pattern, text)
+        if match:
+            out[key] = float(match.group(1))
+    mode = re.search(r"mode: (\w+)", text)
+    if mode:
+        out["mode"] = mode.group(1)
+    return out
+
+
+def run(engine: str, seconds: float, detector: Path, swapper: Path, workdir: Path) -> dict[str, Any]:
+    recognizer = build_fake_arcface(workdir / "rec.onnx")
+    camera, _ = write_camera(load_image(ROOT / "examples" / "astronaut.png"), workdir / "camera.y4m")
+    args = ["--no-download", "--detector", str(detector), "--recognizer", str(recognizer), "--swapper", str(swapper)]
+    args += ["--engine", engine]
+    env = {"SWAPSPOT_MODEL_DIR": str(workdir / "weights")}
+    with run_app(args, env, workdir / f"app-{engine}.log") as app, live_page(app.url, camera, engine=engine) as page:
+        page.page.wait_for_timeout(int(seconds * 1000))
+        figures = summarise(page.probe(), skip_s=min(5.0, seconds / 3))
+        stats = page.text("live-stats")
+    return {"engine": engine, **figures, **page_numbers(stats), "page_text": stats.splitlines()[0]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--engines", nargs="+", default=["inswapper", "classic"])
+    parser.add_argument("--detector", type=Path, default=SHARED_DETECTOR)
+    parser.add_argument("--swapper", type=Path, default=None, help="default: random-weight inswapper topology")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if not browser_available():
+        print("needs /usr/bin/chromium and playwright", file=sys.stderr)
+        return 2
+    if not args.detector.is_file():
+        print(f"detector not found: {args.detector}", file=sys.stderr)
+        return 2
+    swapper = args.swapper or topology_swapper()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for engine in args.engines:
+            rows.append(run(engine, args.seconds, args.detector, swapper, Path(tmp)))
+    note = "random-weight inswapper topology (fp32)" if args.swapper is None else str(args.swapper)
+    if args.json:
+        print(json.dumps({"swapper": note, "results": rows}, indent=2))
+        return 0
+    print(f"Live benchmark, {args.seconds:.0f} s per engine, swapper: {note}, detector: {args.detector.name}")
+    print(f"{'engine':<10} {'display fps':>11} {'latency p50':>12} {'latency p90':>12} {'swaps/s':>8}  mode")
+    for r in rows:
+        print(
+            f"{r['engine']:<10} {r['display_fps']:>11.1f} {r['latency_median_ms']:>10.0f}ms "
+            f"{r['latency_p90_ms']:>10.0f}ms {r.get('page_swaps_per_s', float('nan')):>8.2f}  {r.get('mode', '?')}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The `inswapper` engine: InsightFace's inswapper_128 network, with our own ROI-only paste-back.
+
+InsightFace's `INSwapper` class is constructed around OUR onnxruntime session (from
+`pipelines.onnx_runtime.create_session`), so it supplies the `emap` matrix and its forward call while
+the session options stay ours. Its full-frame `get(..., paste_back=True)` is not used: see
+`pipelines.paste_back` for the equivalent that touches only the face's region.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+from pathlib import Path
+
+import numpy as np
+from insightface.model_zoo.inswapper import INSwapper
+from numpy.typing import NDArray
+
+from pipelines import onnx_runtime
+from pipelines.errors import InputError, ModelError
+from pipelines.face_align import norm_crop
+from pipelines.paste_back import Patch, paste_back
+from pipelines.swap_engines import PreparedSource, SourceIdentity
+from pipelines.types import EngineName, Face, ImageRGB, RuntimeSettings, SwapSettings
+
+CROP_SIZE = 128
+"""inswapper_128 works on 128 px aligned faces."""
+
+
+class InswapperEngine:
+    """Shared and read-only after construction: one instance serves every user and thread."""
+
+    name: EngineName = "inswapper"
+    needs_recognizer = True
+
+    def __init__(self, model: INSwapper) -> None:
+        self._model = model
+        emap = np.asarray(model.emap, np.float32)
+        if emap.shape != (512, 512):
+            raise ModelError(f"This is not an inswapper model: its last initializer has shape {emap.shape}.")
+        emap.setflags(write=False)
+        self.emap: NDArray[np.float32] = emap
+
+    @classmethod
+    def from_path(cls, path: Path, runtime: RuntimeSettings | None = None) -> InswapperEngine:
+        """Create the session ourselves and let InsightFace's class read the emap (its shape print muted)."""
+        session = onnx_runtime.create_session(path, runtime)
+        shapes = [tuple(spec.shape) for spec in onnx_runtime.input_specs(session)]
+        if len(shapes) != 2 or shapes[0][1:] != (3, CROP_SIZE, CROP_SIZE) or shapes[1][-1] != 512:
+            raise ModelError(f"{path.name} does not have the inswapper_128 inputs (got {shapes}).")
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                model = INSwapper(model_file=str(path), session=session)
+        except Exception as error:  # onnx raises several unrelated types for damaged files
+            raise ModelError(f"{path.name} could not be read as an inswapper model: {error}") from error
+        return cls(model)
+
+    def prepare_source(self, identity: SourceIdentity) -> PreparedSource:
+        """latent = normalise(embedding @ emap), once per source."""
+        if identity.embedding is None:
+            raise InputError("The inswapper engine needs a face recognizer to read the source identity.")
+        latent = np.asarray(identity.embedding, np.float32).reshape(1, -1) @ self.emap
+        latent /= max(float(np.linalg.norm(latent)), 1e-12)
+        latent.setflags(write=False)
+        return PreparedSource(engine=self.name, latent=latent)
+
+    def forward(self, crop: ImageRGB, latent: NDArray[np.float32]) -> ImageRGB:
+        """The network on one aligned 128 px RGB crop: returns the swapped 128 px RGB crop."""
+        blob = np.ascontiguousarray(crop.transpose(2, 0, 1)[None], dtype=np.float32)
+        pred = self._model.forward(blob, np.ascontiguousarray(latent))  # divides by 255 itself
+        return np.asarray(np.clip(255.0 * pred[0].transpose(1, 2, 0), 0, 255).astype(np.uint8), np.uint8)
+
+    def swap(self, frame: ImageRGB, target: Face, source: PreparedSource, settings: SwapSettings) -> Patch | None:
+        """1. align the target at 128 px -> 2. forward -> 3. paste back into the face's region only."""
+        if source.latent is None:
+            raise ValueError("this source was not prepared by the inswapper engine")
+        # 1. Align (same geometry as insightface's norm_crop2 at 128 px).
+        crop, to_crop = norm_crop(frame, target.kps, CROP_SIZE)
+        # 2. The network.
+        fake = self.forward(crop, source.latent)
+        # 3. Paste back with the options.
+        return paste_back(
+            frame,
+            fake,
+            to_crop,
+            colour_correction=settings.colour_correction,
+            keep_mouth_of=target if settings.mouth_mask else None,
+        )
+
+
+@functools.lru_cache(maxsize=2)
+def load_inswapper_engine(path: Path, runtime: RuntimeSettings) -> InswapperEngine:
+    """The shared engine for this model file (created once per process; models are shared read-only)."""
+    return InswapperEngine.from_path(path, runtime)
