@@ -43,9 +43,15 @@ class InswapperEngine:
         self.emap: NDArray[np.float32] = emap
 
     @classmethod
-    def from_path(cls, path: Path, runtime: RuntimeSettings | None = None) -> InswapperEngine:
-        """Create the session ourselves and let InsightFace's class read the emap (its shape print muted)."""
-        session = onnx_runtime.create_session(path, runtime)
+    def from_path(
+        cls, path: Path, runtime: RuntimeSettings | None = None, run_path: Path | None = None
+    ) -> InswapperEngine:
+        """Create the session ourselves and let InsightFace's class read the emap (its shape print muted).
+
+        `run_path`: a different file with the same network to run (the int8 version, which no longer
+        carries `emap`); the emap is always read from `path`, the original.
+        """
+        session = onnx_runtime.create_session(run_path or path, runtime)
         shapes = [tuple(spec.shape) for spec in onnx_runtime.input_specs(session)]
         if len(shapes) != 2 or shapes[0][1:] != (3, CROP_SIZE, CROP_SIZE) or shapes[1][-1] != 512:
             raise ModelError(f"{path.name} does not have the inswapper_128 inputs (got {shapes}).")
@@ -89,7 +95,7 @@ class InswapperEngine:
         )
 
 
-@functools.lru_cache(maxsize=2)
-def load_inswapper_engine(path: Path, runtime: RuntimeSettings) -> InswapperEngine:
+@functools.lru_cache(maxsize=4)
+def load_inswapper_engine(path: Path, runtime: RuntimeSettings, run_path: Path | None = None) -> InswapperEngine:
     """The shared engine for this model file (created once per process; models are shared read-only)."""
-    return InswapperEngine.from_path(path, runtime)
+    return InswapperEngine.from_path(path, runtime, run_path)

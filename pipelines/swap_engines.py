@@ -64,7 +64,10 @@ class SwapEngine(Protocol):
 
 
 def create_engine(
-    name: EngineName, swapper_path: Path | None = None, runtime: RuntimeSettings | None = None
+    name: EngineName,
+    swapper_path: Path | None = None,
+    runtime: RuntimeSettings | None = None,
+    run_path: Path | None = None,
 ) -> SwapEngine:
     """The engine called `name`; inswapper needs the (already resolved and verified) model file."""
     if name == "classic":
@@ -76,5 +79,5 @@ def create_engine(
             raise ValueError("the inswapper engine needs a swapper model file")
         from pipelines.engine_inswapper import load_inswapper_engine
 
-        return load_inswapper_engine(Path(swapper_path), runtime or RuntimeSettings())
+        return load_inswapper_engine(Path(swapper_path), runtime or RuntimeSettings(), run_path)
     raise ValueError(f"unknown swap engine {name!r}")
