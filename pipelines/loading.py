@@ -10,11 +10,16 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+import numpy as np
 
 from models.roles import ResolvedModel, Role, resolve_role
+from pipelines import onnx_runtime
 from pipelines.errors import ModelError
 from pipelines.face_analysis import FaceAnalyzer
-from pipelines.types import AnalysisSettings, RuntimeSettings
+from pipelines.image_io import load_image
+from pipelines.types import AnalysisSettings, ImageRGB, RuntimeSettings
 
 
 @dataclass(frozen=True)
@@ -82,3 +87,55 @@ def load_face_analyzer(
         settings or AnalysisSettings(),
     )
     return LoadedAnalyzer(analyzer, tuple(loaded))
+
+
+# -- Swap engines ------------------------------------------------------------------------------------------
+
+Precision = Literal["auto", "fp32", "int8"]
+
+
+def gpu_available() -> bool:
+    """True when onnxruntime can run on an NVIDIA GPU (onnxruntime-gpu installed and a device present)."""
+    return "CUDAExecutionProvider" in onnx_runtime.available_providers()
+
+
+def example_photos() -> list[ImageRGB]:
+    """The bundled example faces (used to calibrate the int8 swapper)."""
+    folder = Path(__file__).resolve().parent.parent / "examples"
+    return [load_image(p) for p in sorted(folder.glob("*.png"))]
+
+
+def int8_swapper_for(
+    swapper: Path, precision: Precision, analyzer: FaceAnalyzer | None = None, build: bool = False
+) -> tuple[Path | None, str]:
+    """The int8 file to run instead of `swapper` (or None) and a sentence saying why.
+
+    On a GPU, or with precision "fp32", the original runs. Otherwise a cached int8 file that passed its
+    quality check is used; with `build`, it is made first (about a minute, once).
+    """
+    from pipelines.quantize import cached_report, ensure_int8_swapper
+
+    if precision == "fp32":
+        return None, "fp32 swapper (as requested)"
+    if gpu_available():
+        return None, "fp32 swapper on the GPU (int8 is a CPU optimisation)"
+    report = cached_report(swapper)
+    if report is None and build and analyzer is not None:
+        report = ensure_int8_swapper(swapper, _read_emap(swapper), example_photos(), analyzer)
+    if report is None:
+        if precision == "int8":
+            raise ModelError("No int8 swapper has been prepared yet: run `python -m pipelines.quantize` once.")
+        return None, "fp32 swapper (the int8 version has not been prepared yet)"
+    if not report.passed or report.int8_path is None:
+        if precision == "int8":
+            raise ModelError(report.reason)
+        return None, report.reason
+    return Path(report.int8_path), report.reason
+
+
+def _read_emap(swapper: Path) -> np.ndarray:
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(swapper))
+    return np.asarray(numpy_helper.to_array(model.graph.initializer[-1]), np.float32)

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Sequence
@@ -216,3 +217,36 @@ def ensure_int8_swapper(
     )
     report_path.write_text(json.dumps(asdict(report), indent=2))
     return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pipelines.quantize [--swapper PATH] [--detector PATH] [--recognizer PATH]`: prepare it now."""
+    import argparse
+    import sys
+
+    from pipelines.errors import SwapSpotError
+    from pipelines.loading import ModelOverrides, int8_swapper_for, load_face_analyzer, resolve
+
+    parser = argparse.ArgumentParser(prog="python -m pipelines.quantize", description=main.__doc__)
+    for role in ("swapper", "detector", "recognizer"):
+        parser.add_argument(f"--{role}", type=Path, default=None, help=f"local {role} ONNX file (unverified)")
+    args = parser.parse_args(argv)
+    try:
+        overrides = ModelOverrides(detector=args.detector, recognizer=args.recognizer, swapper=args.swapper)
+        swapper = resolve("swapper", overrides).path
+        analyzer = load_face_analyzer(overrides, need_recognizer=False).analyzer
+        with contextlib.suppress(SwapSpotError):  # without a recognizer only the PSNR is checked
+            analyzer = load_face_analyzer(overrides, need_recognizer=True).analyzer
+        path, reason = int8_swapper_for(swapper, "auto", analyzer, build=True)
+    except SwapSpotError as error:
+        print(error, file=sys.stderr)
+        return 2
+    report = cached_report(swapper)
+    print(reason)
+    if report is not None:
+        print(json.dumps(asdict(report), indent=2))
+    return 0 if path is not None else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

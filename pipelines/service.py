@@ -17,7 +17,7 @@ from typing import Any
 from pipelines.errors import InputError, ModelError
 from pipelines.face_analysis import FaceAnalyzer
 from pipelines.image_io import load_image
-from pipelines.loading import ModelOverrides, load_face_analyzer
+from pipelines.loading import ModelOverrides, gpu_available, int8_swapper_for, load_face_analyzer
 from pipelines.outputs import OutputPolicy, mark_frame, new_output_dir, publish_clip, publish_photo
 from pipelines.provenance import WatermarkPayload, read_provenance, read_watermark
 from pipelines.spot import ImageVerdict, Spotter
@@ -31,6 +31,43 @@ from pipelines.video import VideoLimits, is_video_path
 Progress = Callable[[int, "int | None"], None]
 
 
+class SwapperPreparation:
+    """Prepares the int8 swapper in the background at start (CPU only), so the first swaps need not wait.
+
+    App-wide (not per user): it only ever holds the path of a model file and a status sentence.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.int8: Path | None = None
+        self.status = "fp32 swapper"
+        self.thread: threading.Thread | None = None
+
+    def start(self, swapper: Path, analyzer: FaceAnalyzer) -> None:
+        path, reason = int8_swapper_for(swapper, "auto")
+        self._set(path, reason)
+        if path is not None or gpu_available() or "quality check" in reason:
+            return
+        self._set(None, "fp32 swapper for now: preparing a faster int8 version in the background (about a minute)")
+
+        def work() -> None:
+            try:
+                self._set(*int8_swapper_for(swapper, "auto", analyzer, build=True))
+            except Exception as error:  # keep serving with fp32 whatever happens
+                self._set(None, f"fp32 swapper (int8 preparation failed: {error})")
+
+        self.thread = threading.Thread(target=work, name="int8-swapper", daemon=True)
+        self.thread.start()
+
+    def _set(self, path: Path | None, status: str) -> None:
+        with self._lock:
+            self.int8, self.status = path, status
+
+    def current(self) -> tuple[Path | None, str]:
+        with self._lock:
+            return self.int8, self.status
+
+
 @dataclass(frozen=True, eq=False)
 class AppServices:
     """Shared, read-only models and policies (one per process)."""
@@ -41,16 +78,21 @@ class AppServices:
     spotter: Spotter | None
     policy: OutputPolicy = field(default_factory=OutputPolicy.from_environment)
     video_limits: VideoLimits = field(default_factory=VideoLimits)
+    swapper_prep: SwapperPreparation = field(default_factory=SwapperPreparation)
 
     @classmethod
-    def create(cls, report: ModelReport, overrides: ModelOverrides) -> AppServices:
+    def create(cls, report: ModelReport, overrides: ModelOverrides, prepare_int8: bool = True) -> AppServices:
         analyzer = None
         if report.available("detector"):
             loaded = load_face_analyzer(
                 overrides, need_recognizer=report.available("recognizer"), want_landmarks=report.available("landmarks")
             )
             analyzer = loaded.analyzer
-        return cls(report, overrides, analyzer, Spotter())
+        services = cls(report, overrides, analyzer, Spotter())
+        swapper = report.path("swapper")
+        if prepare_int8 and swapper is not None and analyzer is not None:
+            services.swapper_prep.start(swapper.path, analyzer)
+        return services
 
     def require_analyzer(self) -> FaceAnalyzer:
         if self.analyzer is None:
@@ -76,12 +118,15 @@ class AppServices:
                 )
             raise ModelError("No swap engine can run without the face detector. See the Models tab.")
         swapper = self.report.path("swapper")
-        return _engine(name, swapper.path if (swapper and name == "inswapper") else None, 1 if live else 0)
+        if name != "inswapper" or swapper is None:
+            return _engine(name, None, None, 0)
+        int8, _ = self.swapper_prep.current()
+        return _engine(name, swapper.path, int8, 1 if live else 0)
 
 
-@functools.lru_cache(maxsize=4)
-def _engine(name: EngineName, swapper: Path | None, threads: int) -> SwapEngine:
-    return create_engine(name, swapper, RuntimeSettings(intra_op_threads=threads))
+@functools.lru_cache(maxsize=6)
+def _engine(name: EngineName, swapper: Path | None, run_path: Path | None, threads: int) -> SwapEngine:
+    return create_engine(name, swapper, RuntimeSettings(intra_op_threads=threads), run_path)
 
 
 # -- Sources ---------------------------------------------------------------------------------------------

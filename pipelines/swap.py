@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -22,10 +23,13 @@ from typing import Any
 from models.roles import ResolvedModel
 from pipelines.errors import InputError, ModelError
 from pipelines.image_io import IMAGE_SUFFIXES, load_image, save_image
-from pipelines.loading import ModelOverrides, load_face_analyzer, resolve
+from pipelines.loading import ModelOverrides, Precision, int8_swapper_for, load_face_analyzer, resolve
+from pipelines.outputs import OutputPolicy, mark_frame
+from pipelines.provenance import WatermarkPayload, sign_media
 from pipelines.swap_engines import create_engine
 from pipelines.swapping import (
     SwapJob,
+    SwappedFace,
     create_swap_job,
     identity_from_photos,
     reference_embedding,
@@ -35,7 +39,7 @@ from pipelines.swapping import (
 from pipelines.types import EngineName, FaceSelection, ImageRGB, SwapSettings
 from pipelines.video import Cancelled, is_video_path, probe_video
 
-WRITABLE_PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+WRITABLE_PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")  # what C2PA signing supports
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--recognizer", type=Path, help="local recognizer ONNX file (unverified)")
     parser.add_argument("--landmarks", type=Path, help="local 106-point landmark ONNX file (unverified)")
     parser.add_argument("--swapper", type=Path, help="local inswapper ONNX file (unverified)")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "int8"),
+        default="auto",
+        help="swapper precision on a CPU: auto uses the prepared int8 swapper when it passed its quality check",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return parser
 
@@ -77,6 +87,7 @@ class Request:
     is_clip: bool
     settings: SwapSettings
     overrides: ModelOverrides
+    precision: Precision = "auto"
 
 
 def check_request(args: argparse.Namespace) -> Request:
@@ -105,7 +116,10 @@ def check_request(args: argparse.Namespace) -> Request:
         if args.target.suffix.lower() not in IMAGE_SUFFIXES:
             raise InputError(f"{args.target.name}: the target must be a photo ({', '.join(IMAGE_SUFFIXES)}) or a clip.")
         if args.output.suffix.lower() not in WRITABLE_PHOTO_SUFFIXES:
-            raise InputError(f"A photo is written as .jpg, .png or .webp, not as {args.output.name}.")
+            raise InputError(
+                f"A photo is written as .jpg or .png (formats that carry Content Credentials), "
+                f"not as {args.output.name}."
+            )
     if args.output.resolve() == args.target.resolve():
         raise InputError("The output would overwrite the target; choose another output name.")
     # 3. Refuse an unreadable clip before loading any model (photos are read in `run`).
@@ -114,7 +128,16 @@ def check_request(args: argparse.Namespace) -> Request:
     overrides = ModelOverrides(
         detector=args.detector, recognizer=args.recognizer, landmarks=args.landmarks, swapper=args.swapper
     )
-    return Request(tuple(args.source), args.target, args.output, tuple(args.reference), is_clip, settings, overrides)
+    return Request(
+        tuple(args.source),
+        args.target,
+        args.output,
+        tuple(args.reference),
+        is_clip,
+        settings,
+        overrides,
+        args.precision,
+    )
 
 
 def prepare_job(
@@ -132,7 +155,12 @@ def prepare_job(
         swapper = resolve("swapper", request.overrides)
         models.append(swapper)
         swapper_path = swapper.path
-    engine = create_engine(settings.engine, swapper_path)
+    run_path = None
+    if swapper_path is not None:
+        run_path, _ = int8_swapper_for(
+            swapper_path, request.precision, loaded.analyzer, build=request.precision == "int8"
+        )
+    engine = create_engine(settings.engine, swapper_path, run_path=run_path)
     # 3. Who is swapped in: one person from all photos, or one person per photo with several references.
     analyzer = loaded.analyzer
     names = [p.name for p in request.sources]
@@ -164,19 +192,37 @@ def run(request: Request, show_progress: bool) -> dict[str, Any]:
     target = None if request.is_clip else load_image(request.target)
     # 2. Models and the job.
     job, models = prepare_job(request, sources, references)
-    # 3. Swap.
-    if target is not None:
-        result = swap_image(target, job)
-        save_image(result.image, request.output)
-        frames, faces_swapped = 1, len(result.swapped)
-        extra: dict[str, Any] = {"faces_found": result.faces_found}
-    else:
-        progress = _print_progress if show_progress else None
-        clip = swap_clip(request.target, request.output, job, progress=progress)
-        if show_progress:
-            print(file=sys.stderr)  # end the progress line
-        frames, faces_swapped = clip.frames, clip.faces_swapped
-        extra = {"frames_with_swaps": clip.frames_with_swaps, "duration": round(clip.duration, 3), "audio": clip.audio}
+    # 3. Swap; every swapped face is watermarked and every output labelled, then the file is signed (C2PA).
+    policy = OutputPolicy.from_environment()
+    payload = WatermarkPayload.new()
+    request.output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".swapspot-", dir=request.output.parent) as work:
+        unsigned = Path(work) / f"unsigned{request.output.suffix.lower()}"
+        if target is not None:
+            result = swap_image(target, job)
+            marked = mark_frame(result.image, [s.face for s in result.swapped], payload, policy)
+            save_image(marked if result.swapped else result.image, unsigned)
+            frames, faces_swapped = 1, len(result.swapped)
+            extra: dict[str, Any] = {"faces_found": result.faces_found}
+        else:
+            progress = _print_progress if show_progress else None
+
+            def post_frame(frame: ImageRGB, swapped: tuple[SwappedFace, ...], index: int) -> ImageRGB:
+                return mark_frame(frame, [s.face for s in swapped], payload, policy) if swapped else frame
+
+            clip = swap_clip(request.target, unsigned, job, post_frame=post_frame, progress=progress)
+            if show_progress:
+                print(file=sys.stderr)  # end the progress line
+            frames, faces_swapped = clip.frames, clip.faces_swapped
+            extra = {
+                "frames_with_swaps": clip.frames_with_swaps,
+                "duration": round(clip.duration, 3),
+                "audio": clip.audio,
+            }
+        sign_media(unsigned, request.output, parent_path=request.target, credentials=policy.credentials_dir)
+    extra["watermark"] = payload.describe() if faces_swapped else None
+    extra["content_credentials"] = "signed with the DEMO credentials in " + str(policy.credentials_dir)
+    extra["visible_label"] = policy.visible_label
     seconds = time.perf_counter() - started
     return {
         "engine": request.settings.engine,

@@ -13,6 +13,8 @@ import pytest
 from PIL import Image
 
 from pipelines.face_analysis import FaceAnalyzer
+from pipelines.provenance import label_present
+from pipelines.provenance.label import label_layout
 from pipelines.swap import main
 from tests.conftest import ROOT, read_rgb
 from tests.model_builders.detector import build_fake_scrfd
@@ -102,6 +104,13 @@ def test_all_faces_on_pair_changes_both_and_nothing_else(
     assert all(_face_changed(before, after, box) > 10 for box in boxes)
     moved = np.abs(before.astype(int) - after.astype(int)).max(axis=2) > UNCHANGED_TOLERANCE
     outside = ~_enlarged_boxes_mask(before.shape, boxes)
+    # The visible "AI-generated" badge is a required change (provenance issue): it is there, and its
+    # corner is not counted as a change outside the faces.
+    assert label_present(after)
+    layout = label_layout(after.shape[0], after.shape[1])
+    assert layout is not None
+    x0, y0, x1, y1 = layout.box
+    outside[y0:y1, x0:x1] = False
     assert 1.0 - moved[outside].mean() >= 0.99
 
 
@@ -211,7 +220,7 @@ def test_bad_inputs_get_exit_2_and_a_clear_message(
         (face, tmp_path / "sound.mp4", "out.mp4", "sound.mp4", "no video picture"),
         (face, tmp_path / "huge.png", "out.png", "huge.png", "too large"),
         (tmp_path / "huge.png", scene, "out.png", "huge.png", "too large"),
-        (face, scene, "out.gif", "written as .jpg, .png or .webp"),
+        (face, scene, "out.gif", "written as .jpg or .png"),
     ]
     for source, target, name, *expected in cases:
         output = tmp_path / "outputs" / name
