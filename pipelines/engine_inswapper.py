@@ -73,9 +73,11 @@ class InswapperEngine:
 
     def forward(self, crop: ImageRGB, latent: NDArray[np.float32]) -> ImageRGB:
         """The network on one aligned 128 px RGB crop: returns the swapped 128 px RGB crop."""
-        blob = np.ascontiguousarray(crop.transpose(2, 0, 1)[None], dtype=np.float32)
-        pred = self._model.forward(blob, np.ascontiguousarray(latent))  # divides by 255 itself
-        return np.asarray(np.clip(255.0 * pred[0].transpose(1, 2, 0), 0, 255).astype(np.uint8), np.uint8)
+        blob = np.ascontiguousarray(crop.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+        target_name, source_name = self._model.input_names[:2]
+        feeds = {target_name: blob, source_name: np.ascontiguousarray(latent, dtype=np.float32)}
+        pred = onnx_runtime.run(self._model.session, feeds)  # IO binding on GPUs
+        return np.asarray(np.clip(255.0 * pred[0][0].transpose(1, 2, 0), 0, 255).astype(np.uint8), np.uint8)
 
     def swap(self, frame: ImageRGB, target: Face, source: PreparedSource, settings: SwapSettings) -> Patch | None:
         """1. align the target at 128 px -> 2. forward -> 3. paste back into the face's region only."""

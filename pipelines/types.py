@@ -118,7 +118,8 @@ class ImageLimits:
 class RuntimeSettings:
     """How onnxruntime sessions are created."""
 
-    providers: tuple[str, ...] = field(default_factory=lambda: ("CPUExecutionProvider",))
+    providers: tuple[str, ...] = field(default_factory=lambda: ("CUDAExecutionProvider", "CPUExecutionProvider"))
+    # ^ tried in order; those missing from this onnxruntime build are skipped (CPU always last)
     intra_op_threads: int = 0  # 0 lets onnxruntime choose (all cores)
 
 
