@@ -23,9 +23,16 @@ import numpy as np
 from pipelines.errors import InputError
 from pipelines.face_align import norm_crop
 from pipelines.face_analysis import FaceAnalyzer, cosine_similarity
+from pipelines.live_tracker import FaceTracker, TrackerSettings
 from pipelines.swap_engines import ALIGNED_SIZE, PreparedSource, SourceIdentity, SwapEngine
 from pipelines.types import Embedding, Face, ImageRGB, SwapSettings
 from pipelines.video import Cancelled, VideoLimits, process_video
+
+DETECT_EVERY = 3
+"""Clips: the detector runs on every third frame; keypoints are tracked in between."""
+
+MAX_CLIP_FACES = 32
+"""At most this many faces are followed per clip frame."""
 
 PostFrame = Callable[[ImageRGB, "tuple[SwappedFace, ...]", int], ImageRGB]
 """(swapped frame, the faces swapped in it, frame index) -> frame: the integrator's labelling hook."""
@@ -188,13 +195,23 @@ def select_targets(faces: Sequence[Face], job: SwapJob) -> list[SwappedFace]:
     return chosen
 
 
-def find_targets(image: ImageRGB, job: SwapJob) -> list[SwappedFace]:
-    """Detect (and, only when needed, embed or landmark) the target faces, then select them."""
+def detect_candidates(image: ImageRGB, job: SwapJob) -> list[Face]:
+    """The faces a job may swap: detected, and embedded only when selection needs identities."""
     settings, analyzer = job.settings, job.analyzer
     faces = analyzer.detect(image, max_faces=1 if settings.faces == "largest" else None)
     if settings.faces == "reference":
         faces = [analyzer.embed(image, face) for face in faces]
-    targets = select_targets(faces, job)
+    return faces
+
+
+def find_targets(image: ImageRGB, job: SwapJob, faces: Sequence[Face] | None = None) -> list[SwappedFace]:
+    """Detect (and, only when needed, embed or landmark) the target faces, then select them.
+
+    `faces`: already known faces of this image (followed by a tracker), so detection is skipped.
+    """
+    settings, analyzer = job.settings, job.analyzer
+    found = detect_candidates(image, job) if faces is None else list(faces)
+    targets = select_targets(found, job)
     if settings.mouth_mask and analyzer.landmarker is not None:
         targets = [
             SwappedFace(
@@ -225,6 +242,7 @@ def swap_image(
     *,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    faces: Sequence[Face] | None = None,
 ) -> SwapResult:
     """Swap the selected faces of one RGB image. The input is never modified (when nothing is swapped the
     result holds the input array itself).
@@ -233,8 +251,8 @@ def swap_image(
     face's region (seeing faces already swapped) and the patch is written in. `progress(faces done, faces)`
     is called after each face; a set `cancel` event raises `pipelines.video.Cancelled` between faces.
     """
-    # 1. Targets.
-    targets = find_targets(image, job)
+    # 1. Targets (`faces`, when given, are this image's faces as followed by a tracker).
+    targets = find_targets(image, job, faces)
     if not targets:
         return SwapResult(image, (), 0)
     # 2. One copy for all faces.
@@ -274,16 +292,21 @@ def swap_clip(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
     limits: VideoLimits | None = None,
+    detect_every: int = DETECT_EVERY,
 ) -> ClipSwapResult:
-    """Swap every frame of a clip (faces detected on every frame; frames without faces pass through).
+    """Swap every frame of a clip; frames without faces pass through.
 
+    Faces are detected on every `detect_every`-th frame and followed by their keypoints (optical flow) in
+    between, re-detected at once when tracking is lost (`detect_every=1` detects every frame).
     `post_frame(frame, swapped_faces, index)` sees every output frame (labels, watermarks). `cancel` stops
     the work between frames (raises `pipelines.video.Cancelled`); nothing is left at `dst` on any failure.
     """
     counts = {"frames_with_swaps": 0, "faces": 0}  # local to this call
+    tracker = FaceTracker(TrackerSettings(detect_every=max(1, detect_every), max_faces=MAX_CLIP_FACES))
 
     def frame_fn(frame: ImageRGB, index: int) -> ImageRGB:
-        result = swap_image(frame, job)
+        faces = tracker.update(frame, lambda image: detect_candidates(image, job))
+        result = swap_image(frame, job, faces=faces)
         if result.swapped:
             counts["frames_with_swaps"] += 1
             counts["faces"] += len(result.swapped)

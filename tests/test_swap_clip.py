@@ -88,3 +88,21 @@ def test_cancel_stops_and_leaves_nothing(job: SwapJob, tmp_path: Path) -> None:
     with pytest.raises(Cancelled):
         swap_clip(src, tmp_path / "out.mp4", job, progress=stop_after_two, cancel=cancel)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_faces_are_tracked_between_detections(job: SwapJob, tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "in.mp4", _frames(7))
+    calls: list[int] = []
+    detect = job.analyzer.detect
+
+    def counting_detect(image: ImageRGB, max_faces: int | None = None) -> list:
+        calls.append(1)
+        return detect(image, max_faces)
+
+    object.__setattr__(job.analyzer, "detect", counting_detect)
+    try:
+        result = swap_clip(src, tmp_path / "out.mp4", job, detect_every=3)
+    finally:
+        object.__delattr__(job.analyzer, "detect")
+    assert result.frames == 7 and result.frames_with_swaps == 7 and result.faces_swapped == 14
+    assert len(calls) == 3  # frames 0, 3 and 6
