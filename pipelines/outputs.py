@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -94,3 +95,16 @@ def publish_clip(
     if encoded != signed:
         encoded.unlink(missing_ok=True)
     return signed
+
+
+def start_sweeper(policy: OutputPolicy, every_s: float = 300.0) -> threading.Thread:
+    """A daemon thread that deletes expired outputs every `every_s` seconds for as long as the app runs."""
+
+    def loop() -> None:
+        while True:
+            sweep_outputs(policy)
+            time.sleep(every_s)
+
+    thread = threading.Thread(target=loop, name="output-sweeper", daemon=True)
+    thread.start()
+    return thread

@@ -18,7 +18,7 @@ from pipelines.errors import InputError, ModelError
 from pipelines.face_analysis import FaceAnalyzer
 from pipelines.image_io import load_image
 from pipelines.loading import ModelOverrides, gpu_available, int8_swapper_for, load_face_analyzer
-from pipelines.outputs import OutputPolicy, mark_frame, new_output_dir, publish_clip, publish_photo
+from pipelines.outputs import OutputPolicy, mark_frame, new_output_dir, publish_clip, publish_photo, start_sweeper
 from pipelines.provenance import WatermarkPayload, read_provenance, read_watermark
 from pipelines.spot import ImageVerdict, Spotter
 from pipelines.spot.explain import render_overlay
@@ -89,6 +89,7 @@ class AppServices:
             )
             analyzer = loaded.analyzer
         services = cls(report, overrides, analyzer, Spotter())
+        start_sweeper(services.policy)
         swapper = report.path("swapper")
         if prepare_int8 and swapper is not None and analyzer is not None:
             services.swapper_prep.start(swapper.path, analyzer)
