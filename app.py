@@ -34,6 +34,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--recognizer", type=Path, default=None, help="use this local ArcFace ONNX file (unverified)")
     parser.add_argument("--landmarks", type=Path, default=None, help="use this local 2d106det ONNX file (unverified)")
     parser.add_argument("--swapper", type=Path, default=None, help="use this local inswapper ONNX file (unverified)")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "int8"),
+        default="auto",
+        help="swapper precision on a CPU (auto: a checked int8 version once prepared)",
+    )
     parser.add_argument("--no-download", action="store_true", help="never download models; use what is installed")
     return parser.parse_args(argv)
 
@@ -53,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     for role in report.missing(include_optional=False):
         logging.warning("model for '%s' unavailable: the page will say how to install it", role)
     try:
-        config = AppConfig(overrides=overrides, report=report, source=args.source, engine=args.engine)
+        config = AppConfig(overrides, report, args.source, args.engine, args.precision)
         demo = build_page(config)
     except SwapSpotError as error:
         print(f"Cannot start: {error}", file=sys.stderr)

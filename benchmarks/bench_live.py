@@ -62,17 +62,30 @@ def page_numbers(text: str) -> dict[str, Any]:
     return out
 
 
-def run(engine: str, seconds: float, detector: Path, swapper: Path, workdir: Path) -> dict[str, Any]:
+def run(engine: str, seconds: float, detector: Path, swapper: Path, workdir: Path, precision: str) -> dict[str, Any]:
     recognizer = build_fake_arcface(workdir / "rec.onnx")
     camera, _ = write_camera(load_image(ROOT / "examples" / "astronaut.png"), workdir / "camera.y4m")
     args = ["--no-download", "--detector", str(detector), "--recognizer", str(recognizer), "--swapper", str(swapper)]
-    args += ["--engine", engine]
+    args += ["--engine", engine, "--precision", precision]
     env = {"SWAPSPOT_MODEL_DIR": str(workdir / "weights")}
-    with run_app(args, env, workdir / f"app-{engine}.log") as app, live_page(app.url, camera, engine=engine) as page:
+    with (
+        run_app(args, env, workdir / f"app-{engine}-{precision}.log") as app,
+        live_page(app.url, camera, engine=engine) as page,
+    ):
         page.page.wait_for_timeout(int(seconds * 1000))
         figures = summarise(page.probe(), skip_s=min(5.0, seconds / 3))
         stats = page.text("live-stats")
-    return {"engine": engine, **figures, **page_numbers(stats), "page_text": stats.splitlines()[0]}
+    return {
+        "engine": engine,
+        "precision": precision if engine == "inswapper" else None,
+        **figures,
+        **page_numbers(stats),
+        "page_text": stats.splitlines()[0],
+    }
+
+
+def label(row: dict[str, Any]) -> str:
+    return f"{row['engine']} {row['precision']}" if row["precision"] else str(row["engine"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engines", nargs="+", default=["inswapper", "classic"])
     parser.add_argument("--detector", type=Path, default=SHARED_DETECTOR)
     parser.add_argument("--swapper", type=Path, default=None, help="default: random-weight inswapper topology")
+    parser.add_argument("--precision", nargs="+", default=["fp32", "int8"], help="swapper precisions to run")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if not browser_available():
@@ -93,16 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for engine in args.engines:
-            rows.append(run(engine, args.seconds, args.detector, swapper, Path(tmp)))
+            for precision in args.precision if engine == "inswapper" else ["fp32"]:
+                rows.append(run(engine, args.seconds, args.detector, swapper, Path(tmp), precision))
     note = "random-weight inswapper topology (fp32)" if args.swapper is None else str(args.swapper)
     if args.json:
         print(json.dumps({"swapper": note, "results": rows}, indent=2))
         return 0
     print(f"Live benchmark, {args.seconds:.0f} s per engine, swapper: {note}, detector: {args.detector.name}")
-    print(f"{'engine':<10} {'display fps':>11} {'latency p50':>12} {'latency p90':>12} {'swaps/s':>8}  mode")
+    print(f"{'engine':<16} {'display fps':>11} {'latency p50':>12} {'latency p90':>12} {'swaps/s':>8}  mode")
     for r in rows:
         print(
-            f"{r['engine']:<10} {r['display_fps']:>11.1f} {r['latency_median_ms']:>10.0f}ms "
+            f"{label(r):<16} {r['display_fps']:>11.1f} {r['latency_median_ms']:>10.0f}ms "
             f"{r['latency_p90_ms']:>10.0f}ms {r.get('page_swaps_per_s', float('nan')):>8.2f}  {r.get('mode', '?')}"
         )
     return 0

@@ -39,11 +39,11 @@ ScoreFn = Callable[[ImageRGB, list[Face]], Any]  # detector verdict for the disp
 
 @dataclass(frozen=True)
 class LiveSettings:
-    detect_every: int = 5  # detector on every n-th frame, keypoint tracking in between
+    detect_every: int = 6  # detector on every n-th frame, keypoint tracking in between
     max_faces: int = 2  # faces swapped at once in the live view (largest first)
     direct_budget_s: float = 0.045  # a swapper faster than this per face swaps every frame directly
     idle_stop_s: float = 2.0  # the swap worker stops after this long without frames
-    score_every: int = 3  # the detector scores every n-th displayed frame
+    score_every: int = 5  # the detector scores every n-th displayed frame
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ without submissions (a closed tab stops sending frames, so its worker ends by it
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
 from collections import deque
@@ -20,6 +22,16 @@ from numpy.typing import NDArray
 from pipelines.types import ImageRGB
 
 ForwardFn = Callable[[ImageRGB, NDArray[np.float32]], ImageRGB]
+
+WORKER_NICENESS = 10
+"""The swap thread yields the CPU to the display path (and the browser on the same machine): on 2 cores a
+swap that competes on equal terms makes every displayed frame late."""
+
+
+def lower_thread_priority(niceness: int) -> None:
+    """Make the calling thread nicer (Linux: per-thread priority); elsewhere do nothing."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
 
 
 @dataclass(frozen=True)
@@ -115,6 +127,7 @@ class SwapWorker:
             return job
 
     def _run(self) -> None:
+        lower_thread_priority(WORKER_NICENESS)
         while (job := self._take()) is not None:
             faces = []
             for crop in job.crops:

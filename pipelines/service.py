@@ -17,7 +17,7 @@ from typing import Any
 from pipelines.errors import InputError, ModelError
 from pipelines.face_analysis import FaceAnalyzer
 from pipelines.image_io import load_image
-from pipelines.loading import ModelOverrides, gpu_available, int8_swapper_for, load_face_analyzer
+from pipelines.loading import ModelOverrides, Precision, gpu_available, int8_swapper_for, load_face_analyzer
 from pipelines.outputs import OutputPolicy, mark_frame, new_output_dir, publish_clip, publish_photo, start_sweeper
 from pipelines.provenance import WatermarkPayload, read_provenance, read_watermark
 from pipelines.spot import ImageVerdict, Spotter
@@ -43,7 +43,10 @@ class SwapperPreparation:
         self.status = "fp32 swapper"
         self.thread: threading.Thread | None = None
 
-    def start(self, swapper: Path, analyzer: FaceAnalyzer) -> None:
+    def start(self, swapper: Path, analyzer: FaceAnalyzer, precision: Precision = "auto") -> None:
+        if precision == "fp32":
+            self._set(None, "fp32 swapper (as requested)")
+            return
         path, reason = int8_swapper_for(swapper, "auto")
         self._set(path, reason)
         if path is not None or gpu_available() or "quality check" in reason:
@@ -81,7 +84,7 @@ class AppServices:
     swapper_prep: SwapperPreparation = field(default_factory=SwapperPreparation)
 
     @classmethod
-    def create(cls, report: ModelReport, overrides: ModelOverrides, prepare_int8: bool = True) -> AppServices:
+    def create(cls, report: ModelReport, overrides: ModelOverrides, precision: Precision = "auto") -> AppServices:
         analyzer = None
         if report.available("detector"):
             loaded = load_face_analyzer(
@@ -91,8 +94,8 @@ class AppServices:
         services = cls(report, overrides, analyzer, Spotter())
         start_sweeper(services.policy)
         swapper = report.path("swapper")
-        if prepare_int8 and swapper is not None and analyzer is not None:
-            services.swapper_prep.start(swapper.path, analyzer)
+        if swapper is not None and analyzer is not None:
+            services.swapper_prep.start(swapper.path, analyzer, precision)
         return services
 
     def require_analyzer(self) -> FaceAnalyzer:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from pipelines.loading import ModelOverrides
+from pipelines.loading import ModelOverrides, Precision, gpu_available
 from pipelines.service import AppServices, identity_from_file
 from pipelines.startup import ModelReport
 from pipelines.viewer import ViewerState
@@ -42,13 +43,14 @@ class AppConfig:
     report: ModelReport
     source: Path | None = None
     engine: str | None = None
+    precision: Precision = "auto"
 
 
 def launch_options() -> dict[str, Any]:
     return {"css": CSS, "theme": gr.themes.Soft(), "show_error": False}
 
 
-def build_models_tab(report: ModelReport) -> None:
+def build_models_tab(report: ModelReport, swapper_text: Callable[[], str]) -> gr.Markdown:
     with gr.Tab("Models", id="models-tab"):
         gr.Markdown(
             "### Models in use\nInsightFace models (detector, recognizer, landmarks, inswapper) are for "
@@ -56,6 +58,15 @@ def build_models_tab(report: ModelReport) -> None:
             "SHA-256 before loading; files chosen by whoever runs the app are marked *unverified*."
         )
         gr.Markdown(report.as_markdown(), elem_id="model-status")
+        swapper_status = gr.Markdown(elem_id="swapper-status")
+        gr.Button("Refresh", size="sm").click(swapper_text, None, swapper_status, api_visibility="private")
+    return swapper_status
+
+
+def swapper_line(services: AppServices) -> str:
+    _, status = services.swapper_prep.current()
+    device = "NVIDIA GPU (CUDA)" if gpu_available() else "CPU"
+    return f"**Swapper:** {status}. **Runs on:** {device}."
 
 
 def initial_state(services: AppServices, source: Path | None) -> ViewerState:
@@ -67,7 +78,7 @@ def initial_state(services: AppServices, source: Path | None) -> ViewerState:
 
 
 def build_page(config: AppConfig) -> gr.Blocks:
-    services = AppServices.create(config.report, config.overrides)
+    services = AppServices.create(config.report, config.overrides, config.precision)
     engines = services.engines()
     default_engine = config.engine or (engines[0] if engines else "classic")
     ctx = UiContext(services, default_engine, config.source)
@@ -98,6 +109,7 @@ def build_page(config: AppConfig) -> gr.Blocks:
             build_live_tab(ctx, state, options)
             build_photo_tab(ctx, state, options)
             build_check_tab(ctx, state)
-            build_models_tab(config.report)
+            swapper_status = build_models_tab(config.report, lambda: swapper_line(services))
         demo.load(source_status, [state], [status], api_visibility="private")
+        demo.load(lambda: swapper_line(services), None, swapper_status, api_visibility="private")
     return demo
