@@ -47,7 +47,9 @@ class AppConfig:
 
 
 def launch_options() -> dict[str, Any]:
-    return {"css": CSS, "theme": gr.themes.Soft(), "show_error": False}
+    # No server-side rendering: it starts a Node.js process per app that a single-machine classroom
+    # deployment does not need, and it competes with the live stream for the CPU.
+    return {"css": CSS, "theme": gr.themes.Soft(), "show_error": False, "ssr_mode": False}
 
 
 def build_models_tab(report: ModelReport, swapper_text: Callable[[], str]) -> gr.Markdown:
