@@ -19,7 +19,7 @@ from pipelines.face_analysis import FaceAnalyzer
 from pipelines.image_io import load_image
 from pipelines.loading import ModelOverrides, Precision, gpu_available, int8_swapper_for, load_face_analyzer
 from pipelines.outputs import OutputPolicy, mark_frame, new_output_dir, publish_clip, publish_photo, start_sweeper
-from pipelines.provenance import WatermarkPayload, read_provenance, read_watermark
+from pipelines.provenance import WatermarkPayload
 from pipelines.spot import ImageVerdict, Spotter
 from pipelines.spot.explain import render_overlay
 from pipelines.startup import ModelReport
@@ -246,28 +246,10 @@ class CheckOutcome:
 
 def check_media(services: AppServices, path: Path) -> CheckOutcome:
     """Score any photo or clip with the same code path as `python -m pipelines.detect`."""
-    from pipelines.detect import detect_clip, detect_photo
+    from pipelines.detect import analyse_media
 
     analyzer = services.require_analyzer()
     if services.spotter is None:
         raise ModelError("The detector could not be loaded.")
-    if is_video_path(path):
-        result = detect_clip(path, analyzer, services.spotter)
-        return CheckOutcome("clip", result, None, None)
-    result = detect_photo(path, analyzer, services.spotter)
-    image = load_image(path)
-    verdict, overlay = score_image(services, image)
-    return CheckOutcome("photo", result, overlay, None)
-
-
-def provenance_summary(path: Path, image: ImageRGB | None, faces: list[Any]) -> dict[str, Any]:
-    """Watermark and C2PA state of a file, as plain values."""
-    report = read_provenance(path)
-    reading = read_watermark(image, faces) if image is not None and faces else None
-    return {
-        "provenance": {"state": report.state, "explanation": report.explanation, "actions": report.actions},
-        "watermark": {
-            "found": bool(reading and reading.found),
-            "payload": reading.payload.describe() if reading and reading.payload else None,
-        },
-    }
+    analysis = analyse_media(path, analyzer, services.spotter)
+    return CheckOutcome(analysis.result["media"], analysis.result, analysis.overlay, analysis.timeline)
