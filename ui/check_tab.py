@@ -54,7 +54,9 @@ def build_check_tab(ctx: UiContext, state: gr.State) -> None:
             with gr.Column(scale=3):
                 score = gr.Markdown(score_line(None), elem_id="check-score")
                 overlay = gr.Image(label="Where the evidence is", type="numpy", interactive=False)
-                plot = gr.LinePlot(x="time (s)", y="score", color="series", y_lim=[0, 1], label="Score over time")
+                plot = gr.LinePlot(
+                    x="time (s)", y="score", color="series", y_lim=[0, 1], label="Score over time", visible=False
+                )
             with gr.Column(scale=2):
                 why = gr.Markdown()
                 details = gr.JSON(label="Details (same as `python -m pipelines.detect --json`)")
@@ -65,10 +67,11 @@ def build_check_tab(ctx: UiContext, state: gr.State) -> None:
             raise InputError("Upload a photo or clip to check.")
         outcome = check_media(ctx.services, Path(path))
         result = outcome.result
+        timeline = timeline_frame(result)
         return (
             score_line(float(result["score"])),
             outcome.overlay,
-            timeline_frame(result),
+            gr.update(value=timeline, visible=timeline is not None),
             explanation(result),
             result,
             provenance_markdown(result),

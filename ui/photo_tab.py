@@ -12,6 +12,7 @@ from pipelines.errors import InputError
 from pipelines.service import (
     ClipOutcome,
     PhotoOutcome,
+    check_media,
     swap_photo,
     swap_video,
 )
@@ -44,6 +45,15 @@ def clip_summary(outcome: ClipOutcome) -> dict[str, Any]:
         "watermark": outcome.payload.describe(),
         "file": outcome.file.name,
     }
+
+
+def clip_explanation(result: dict[str, Any]) -> str:
+    lines = [f"**Clip: the smoothed score peaked at {result['score'] * 100:.0f}%** (the heatmap shows its top frame)."]
+    for face in result.get("faces", [])[:1]:
+        lines.extend(f"- {sentence}" for sentence in face.get("explanations", []))
+    if result.get("flicker") is not None:
+        lines.append(f"- Texture flicker of the face against its surroundings: {result['flicker']:.2f}.")
+    return "\n".join(lines)
 
 
 def run_swap(
@@ -93,8 +103,8 @@ def build_photo_tab(ctx: UiContext, state: gr.State, options: list[gr.components
         photo, clip = run_swap(ctx, current.identity, Path(path), swap_settings(*opts), progress, current.cancel)
         if photo is not None:
             return (
-                photo.image,
-                None,
+                gr.update(value=photo.image, visible=True),
+                gr.update(value=None, visible=False),
                 str(photo.file),
                 photo_summary(photo),
                 score_line(photo.verdict.score if photo.verdict else None),
@@ -102,7 +112,21 @@ def build_photo_tab(ctx: UiContext, state: gr.State, options: list[gr.components
                 verdict_markdown(photo.verdict),
             )
         assert clip is not None
-        return None, str(clip.file), str(clip.file), clip_summary(clip), score_line(None), None, ""
+        # The detector panel on the swapped clip: sampled frames, smoothed over time.
+        checked = check_media(ctx.services, clip.file)
+        summary = {
+            **clip_summary(clip),
+            "detector": {"score": checked.result["score"], "timeline": len(checked.result["timeline"])},
+        }
+        return (
+            gr.update(value=None, visible=False),
+            gr.update(value=str(clip.file), visible=True),
+            str(clip.file),
+            summary,
+            score_line(float(checked.result["score"])),
+            checked.overlay,
+            clip_explanation(checked.result),
+        )
 
     def cancel(current: ViewerState) -> str:
         if current.cancel is not None:

@@ -28,8 +28,8 @@ def verdict_markdown(verdict: ImageVerdict | None) -> str:
         return "_No face to score._"
     lines = []
     for number, face in enumerate(verdict.faces, 1):
-        mark = "🟥" if face.score >= THRESHOLD else "🟩"
-        lines.append(f"**{mark} Face {number}: {face.score * 100:.0f}% likely swapped**")
+        verdict_word = "looks swapped" if face.score >= THRESHOLD else "looks real"
+        lines.append(f"**Face {number}: {face.score * 100:.0f}% likely swapped ({verdict_word})**")
         lines.extend(f"- {sentence}" for sentence in face.explanations)
         strongest = sorted(face.contributions.items(), key=lambda item: -abs(item[1]))[:4]
         if strongest:
@@ -45,7 +45,7 @@ def verdict_markdown(verdict: ImageVerdict | None) -> str:
 def provenance_markdown(info: dict[str, Any]) -> str:
     prov, mark = info.get("provenance", {}), info.get("watermark", {})
     state = str(prov.get("state", "none"))
-    badge = {"trusted": "✅ Trusted", "valid": "☑️ Valid (unknown signer)", "invalid": "❌ Invalid", "none": "➖ None"}
+    badge = {"trusted": "Trusted ✔", "valid": "Valid (unknown signer)", "invalid": "INVALID ✘", "none": "None"}
     lines = [f"**Content Credentials (C2PA): {badge.get(state, state)}** — {prov.get('explanation', '')}"]
     if prov.get("actions"):
         lines.append(f"  <small>Recorded actions: {', '.join(prov['actions'])}</small>")
