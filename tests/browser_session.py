@@ -116,7 +116,9 @@ class LivePage:
         src = self.page.locator("#swapped img").get_attribute("src") or ""
         data = base64.b64decode(src.split(",", 1)[1])
         decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        return np.ascontiguousarray(decoded[:, :, ::-1])
+        if decoded is None:
+            raise AssertionError("the displayed output is not a decodable JPEG")
+        return np.ascontiguousarray(np.asarray(decoded, dtype=np.uint8)[:, :, ::-1])
 
     def text(self, elem_id: str) -> str:
         return str(self.page.locator(f"#{elem_id}").inner_text())

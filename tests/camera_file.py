@@ -29,7 +29,8 @@ def moving_face_frames(photo: ImageRGB, frames: int = 90, size: tuple[int, int] 
         matrix = cv2.getRotationMatrix2D(centre, angle, scale)
         matrix[0, 2] += width / 2 - centre[0] + shift_x
         matrix[1, 2] += height / 2 - centre[1] + shift_y
-        out.append(np.ascontiguousarray(cv2.warpAffine(photo, matrix, (width, height), borderValue=(40, 40, 40))))
+        warped = cv2.warpAffine(photo, matrix, (width, height), borderValue=(40, 40, 40))
+        out.append(np.ascontiguousarray(warped, dtype=np.uint8))
     return out
 
 

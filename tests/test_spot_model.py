@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.errors import InputError
+from pipelines.errors import InputError, ModelError
 from pipelines.face_align import arcface_template
 from pipelines.spot import FaceVerdict, ImageVerdict, SpotHistory, Spotter, render_overlay, render_timeline
 from pipelines.spot.metrics import false_positive_rate, roc_auc
@@ -120,10 +120,11 @@ def test_detector_lookup(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     model = tmp_path / "det.onnx"
     model.write_bytes(b"x")
     monkeypatch.delenv(DETECTOR_ENV, raising=False)
-    with pytest.raises(InputError):
-        detector_path(None)
-    assert detector_path(str(model)) == model
+    monkeypatch.setenv("SWAPSPOT_MODEL_DIR", str(tmp_path / "no-models"))
+    with pytest.raises(ModelError, match="models fetch buffalo_l"):
+        detector_path(None)  # no flag, no variable, no registry file: says how to get it
+    assert detector_path(str(model)) == model.resolve()
     monkeypatch.setenv(DETECTOR_ENV, str(model))
-    assert detector_path(None) == model
-    with pytest.raises(InputError):
+    assert detector_path(None) == model.resolve()
+    with pytest.raises(ModelError, match="does not exist"):
         detector_path(str(tmp_path / "missing.onnx"))
