@@ -61,7 +61,7 @@ PROBE_JS = """
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
   const indexOf = (source, w, h) => {
     canvas.width = w; canvas.height = strip;
-    ctx.drawImage(source, 0, 0, w, h, 0, 0, w, h);
+    ctx.drawImage(source, 0, 0, w, strip, 0, 0, w, strip);  // only the strip: keep the probe cheap
     const data = ctx.getImageData(8, 2, w - 16, strip - 4).data;
     const values = [];
     for (let i = 0; i < data.length; i += 4 * 7) {
@@ -80,21 +80,27 @@ PROBE_JS = """
     video.requestVideoFrameCallback(onFrame);
   };
   video.requestVideoFrameCallback(onFrame);
+  // Every new output frame: when its <img> got the new picture and finished decoding it.
   let lastSrc = null;
-  const check = () => {
-    const img = document.querySelector('#swapped img');
-    if (img && img.src && img.src !== lastSrc && img.complete && img.naturalWidth) {
-      lastSrc = img.src;
-      const now = performance.now();
-      const idx = indexOf(img, img.naturalWidth, img.naturalHeight);
-      const captured = probe.shown[idx];
-      const loopMs = loop * 1000 / 30;  // the fake camera plays the file at 30 fps and loops
-      const latency = captured === undefined ? null : (now - captured) % loopMs;
-      probe.outputs.push({ t: now, idx: idx, latency: latency });
-    }
-    requestAnimationFrame(check);
+  const seen = async (img) => {
+    const src = img.src;
+    if (!src || src === lastSrc) return;
+    lastSrc = src;
+    const probeImage = new Image();
+    probeImage.src = src;
+    try { await probeImage.decode(); } catch (e) { return; }
+    const now = performance.now();
+    const idx = indexOf(probeImage, probeImage.naturalWidth, probeImage.naturalHeight);
+    const captured = probe.shown[idx];
+    const loopMs = loop * 1000 / 30;  // the fake camera plays the file at 30 fps and loops
+    const latency = captured === undefined ? null : (now - captured) % loopMs;
+    probe.outputs.push({ t: now, idx: idx, latency: latency });
   };
-  requestAnimationFrame(check);
+  const root = document.querySelector('#swapped');
+  new MutationObserver(() => {
+    const img = root.querySelector('img');
+    if (img) seen(img);
+  }).observe(root, { subtree: true, childList: true, attributes: true, attributeFilter: ['src'] });
   return true;
 }
 """
@@ -140,6 +146,9 @@ def live_page(url: str, camera: Path, example_index: int = 0, engine: str | None
         "--disable-sync",
         "--no-first-run",
         "--disable-quic",
+        "--disable-background-timer-throttling",
+        "--disable-renderer-backgrounding",
+        "--disable-backgrounding-occluded-windows",
     ]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or CHROMIUM, args=args)

@@ -18,7 +18,9 @@ from ui.context import UiContext, swap_settings
 from ui.errors import user_errors
 from ui.spot_text import score_line
 
-STREAM_EVERY_S = 0.05  # the browser sends a frame this often; the server keeps only the newest
+STREAM_EVERY_S = 1 / 15  # the browser sends 15 frames a second; the server keeps only the newest
+# (sending faster than the server answers makes the browser encode frames that are then dropped, which on
+# a 2-core machine steals the CPU the display needs)
 STREAM_TIME_LIMIT_S = 600  # after this the browser re-joins the queue by itself (state survives)
 LIVE_CONCURRENCY = 4  # live viewers served at once
 
