@@ -57,3 +57,28 @@ def test_swapped_frames_arrive_and_differ_inside_the_face(
     assert "fps displayed" in stats and "swaps/s" in stats and "latency" in stats
     assert "%" in score
     assert figures["frames"] >= 15
+
+
+def test_an_uploaded_source_needs_consent_on_the_page(live_app: RunningApp) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(live_app.url, wait_until="domcontentloaded")
+            upload = page.locator("input[type=file][accept='image/*']").first
+            upload.set_input_files(str(ROOT / "examples" / "cameraman.png"))
+            page.wait_for_timeout(1500)
+            page.get_by_role("button", name="Use this photo").click()
+            page.get_by_text("Please tick the box", exact=False).first.wait_for(timeout=20_000)
+            assert "none chosen yet" in page.locator("#source-status").inner_text()
+            upload.set_input_files(str(ROOT / "examples" / "cameraman.png"))
+            page.wait_for_timeout(1500)
+            page.locator("#consent input[type=checkbox]").check()
+            page.get_by_role("button", name="Use this photo").click()
+            page.wait_for_function(
+                "() => document.querySelector('#source-status')?.innerText.includes('your photo')", timeout=30_000
+            )
+        finally:
+            browser.close()

@@ -42,7 +42,11 @@ def build_source_panel(ctx: UiContext, state: gr.State) -> gr.Markdown:
             )
             with gr.Column():
                 upload = gr.Image(label="…or upload a photo", type="filepath", sources=["upload"], height=160)
-                consent = gr.Checkbox(label=CONSENT_LABEL, value=False, elem_id="consent")
+                with gr.Row():
+                    consent = gr.Checkbox(label=CONSENT_LABEL, value=False, elem_id="consent", scale=3)
+                    face_number = gr.Number(
+                        value=1, precision=0, minimum=1, label="Face no. (1 = largest)", scale=1, min_width=80
+                    )
                 use_upload = gr.Button("Use this photo", size="sm")
             with gr.Column():
                 snapshot = gr.Image(
@@ -62,13 +66,16 @@ def build_source_panel(ctx: UiContext, state: gr.State) -> gr.Markdown:
         return current, source_status(current)
 
     @user_errors
-    def choose_upload(path: str | None, agreed: bool, current: ViewerState) -> tuple[ViewerState, str, Any]:
+    def choose_upload(
+        path: str | None, agreed: bool, number: float | None, current: ViewerState
+    ) -> tuple[ViewerState, str, Any]:
         try:
             if not path:
                 raise InputError("Upload a photo first.")
             if not agreed:
                 raise InputError(NO_CONSENT)
-            current.set_source(identity_from_file(ctx.services, Path(path)), "your photo", "upload")
+            index = max(int(number or 1), 1) - 1
+            current.set_source(identity_from_file(ctx.services, Path(path), index), "your photo", "upload")
         finally:
             forget_upload(path)
         return current, source_status(current), None
@@ -95,6 +102,8 @@ def build_source_panel(ctx: UiContext, state: gr.State) -> gr.Markdown:
         choose_source_api, [api_source, api_example, api_consent, state], [state, status], api_name="choose_source"
     )
     gallery.select(choose_example, [state], [state, status], api_visibility="private")
-    use_upload.click(choose_upload, [upload, consent, state], [state, status, upload], api_visibility="private")
+    use_upload.click(
+        choose_upload, [upload, consent, face_number, state], [state, status, upload], api_visibility="private"
+    )
     use_snapshot.click(choose_snapshot, [snapshot, state], [state, status, snapshot], api_visibility="private")
     return status
