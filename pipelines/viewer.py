@@ -26,6 +26,8 @@ class ViewerState:
     live_engine: str | None = None  # the engine the live session's source was prepared for
     cancel: threading.Event | None = None  # set by the Cancel button to stop this viewer's running clip
     live_payload: WatermarkPayload | None = None  # this viewer's live output id (made on first use)
+    shown_score: str = ""  # what the live panel shows now (so unchanged texts are not re-sent)
+    shown_stats: str = ""
 
     def set_source(self, identity: SourceIdentity, label: str, kind: SourceKind) -> None:
         self.identity, self.source_label, self.source_kind = identity, label, kind

@@ -23,6 +23,7 @@ STREAM_EVERY_S = 1 / 15  # the browser sends 15 frames a second; the server keep
 # a 2-core machine steals the CPU the display needs)
 STREAM_TIME_LIMIT_S = 600  # after this the browser re-joins the queue by itself (state survives)
 LIVE_CONCURRENCY = 4  # live viewers served at once
+TEXT_EVERY = 5  # the live numbers are refreshed on every 5th frame
 
 
 def live_models(ctx: UiContext, state: ViewerState, engine_name: str) -> LiveModels:
@@ -77,15 +78,21 @@ def build_live_tab(ctx: UiContext, state: gr.State, options: list[gr.components.
                     "GPU every frame is swapped (mode *direct*).</small>"
                 )
 
-        def live_frame(frame: Any, current: ViewerState, *opts: Any) -> tuple[Any, str, str]:
+        def live_frame(frame: Any, current: ViewerState, *opts: Any) -> tuple[Any, Any, Any]:
             if frame is None:
                 return None, score_line(None), "Waiting for the camera…"
             result = run_live(ctx, frame, current, swap_settings(*opts))
             if isinstance(result, str):
                 return frame, score_line(None), result
-            verdict = current.live.last_verdict
+            # Texts change the page only when they change (every re-render costs the browser CPU).
+            score = score_line(getattr(current.live.last_verdict, "score", None))
             text = result.stats.as_text() + (f"\n\n{result.stats.message}" if result.stats.message else "")
-            return result.frame, score_line(getattr(verdict, "score", None)), text
+            if current.live.frames_seen % TEXT_EVERY and not result.stats.message:
+                text = current.shown_stats or text
+            new_score = gr.skip() if score == current.shown_score else score
+            new_text = gr.skip() if text == current.shown_stats else text
+            current.shown_score, current.shown_stats = score, text
+            return result.frame, new_score, new_text
 
         webcam.stream(
             live_frame,
