@@ -93,7 +93,11 @@ def test_swap_video_keeps_audio_and_reports_progress(app: RunningApp, tmp_path: 
     with av.open(str(path)) as container:
         assert container.streams.video[0].codec_context.name == "h264"
         assert container.streams.audio and container.streams.audio[0].codec_context.name == "aac"
-        assert sum(1 for _ in container.decode(video=0)) == 75
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert len(frames) == 75
+    assert summary["frames_with_swaps"] == 75
+    assert all(label_present(frame) for frame in frames)  # the visible label is on every swapped frame
+    assert read_provenance(path).state == "valid"
 
 
 def test_two_sessions_keep_their_own_source(app: RunningApp) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from pipelines.face_analysis import FaceAnalyzer
 from pipelines.image_io import load_image
+from pipelines.provenance import label_present
 from tests.app_server import ROOT, RunningApp, run_app
 from tests.browser_session import browser_available, decode_index, live_page, summarise, write_camera
 from tests.model_builders.recognizer import build_fake_arcface
@@ -54,6 +55,7 @@ def test_swapped_frames_arrive_and_differ_inside_the_face(
     above = np.abs(output[16 : y1 - 20].astype(int) - camera_frame[16 : y1 - 20].astype(int)).mean()
     assert inside > 10.0, f"face region barely changed ({inside:.1f})"
     assert above < inside / 2, f"pixels above the face changed too much ({above:.1f} vs {inside:.1f})"
+    assert label_present(output)  # live frames carry the visible label too
     assert "fps displayed" in stats and "swaps/s" in stats and "latency" in stats
     assert "%" in score
     assert figures["frames"] >= 15
