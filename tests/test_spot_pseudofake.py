@@ -7,7 +7,14 @@ import numpy as np
 
 from pipelines.face_align import arcface_template, estimate_norm, invert_affine, transform_points
 from pipelines.spot.cheapfake import classic_swap, face_mask
-from pipelines.spot.pseudofake import make_pseudo_fake, paste_back_mask, rescale_face, square_footprint
+from pipelines.spot.pseudofake import (
+    hull_mask,
+    make_identity_blend,
+    make_pseudo_fake,
+    paste_back_mask,
+    rescale_face,
+    square_footprint,
+)
 
 
 def scene(size: int = 480, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -81,3 +88,27 @@ def test_classic_swap_changes_only_the_feathered_face() -> None:
     changed = np.abs(fake.astype(int) - target.astype(int)).max(axis=2) > 1
     assert changed[mask > 0.9].mean() > 0.5
     assert not changed[mask < 1e-4].any()
+
+
+def test_identity_blend_changes_only_the_hull_and_is_deterministic() -> None:
+    target, t_kps = scene(seed=1)
+    donor, d_kps = scene(400, seed=2)
+    a = make_identity_blend(target, t_kps, donor, d_kps, np.random.default_rng(3), jpeg_probability=0.0)
+    b = make_identity_blend(target, t_kps, donor, d_kps, np.random.default_rng(3), jpeg_probability=0.0)
+    assert np.array_equal(a.fake, b.fake) and np.array_equal(a.real, target)
+    changed = np.abs(a.fake.astype(int) - target.astype(int)).max(axis=2) > 1
+    assert changed[a.mask > 0.6].mean() > 0.5
+    assert not changed[a.mask < 1e-4].any()
+
+
+def test_hull_mask_differs_from_the_evaluation_ellipse() -> None:
+    image, kps = scene()
+    matrix = estimate_norm(kps, 128)
+    masks = [hull_mask(image.shape[:2], matrix, np.random.default_rng(seed)) for seed in range(4)]
+    ellipse = face_mask(image.shape[:2], kps)
+    for mask in masks:
+        assert mask.dtype == np.float32 and mask.min() >= 0.0 and mask.max() <= 1.0 + 1e-6
+        x, y = transform_points(np.array([[64.0, 70.0]]), invert_affine(matrix))[0]
+        assert mask[int(y), int(x)] > 0.9  # the face centre is always inside
+        assert np.abs(mask - ellipse).mean() > 1e-3
+    assert np.abs(masks[0] - masks[1]).max() > 0.1  # random shapes

@@ -14,6 +14,7 @@ from pipelines.service import AppServices, identity_from_file
 from pipelines.startup import ModelReport
 from pipelines.viewer import ViewerState
 from ui.check_tab import build_check_tab
+from ui.classroom import build_classroom
 from ui.context import UiContext
 from ui.live_tab import build_live_tab
 from ui.photo_tab import build_photo_tab
@@ -111,6 +112,7 @@ def build_page(config: AppConfig) -> gr.Blocks:
             build_live_tab(ctx, state, options)
             build_photo_tab(ctx, state, options)
             build_check_tab(ctx, state)
+            build_classroom(ctx)
             swapper_status = build_models_tab(config.report, lambda: swapper_line(services))
         demo.load(source_status, [state], [status], api_visibility="private")
         demo.load(lambda: swapper_line(services), None, swapper_status, api_visibility="private")

@@ -5,6 +5,9 @@
    so train and held-out sets never share a person.
 3. `pseudo_fake_samples` rescales each face to random sizes (80-600 px), makes a real / pseudo-fake
    pair from each, and measures the signals of both (labels 0 and 1).
+4. `identity_blend_samples`: two-identity blends (training experiments only, off by default);
+   `classic_samples` / `classic_engine_samples`: classic swaps for evaluation (cheapfake.py / the app's
+   ClassicEngine), donors chosen by the caller (the evaluation passes held-out identities only).
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from pipelines.engine_classic import ClassicEngine
+from pipelines.face_align import norm_crop
 from pipelines.face_analysis import FaceAnalyzer
 from pipelines.image_io import load_image
 from pipelines.spot.cheapfake import classic_swap
-from pipelines.spot.pseudofake import jpeg, make_pseudo_fake, rescale_face
+from pipelines.spot.pseudofake import jpeg, make_identity_blend, make_pseudo_fake, rescale_face
 from pipelines.spot.signals import FaceSignals, extract_signals
-from pipelines.types import BoxXYXY, ImageRGB, Keypoints5
+from pipelines.swap_engines import ALIGNED_SIZE, SourceIdentity
+from pipelines.types import BoxXYXY, Face, ImageRGB, Keypoints5, SwapSettings
 
 SIZE_RANGE = (80.0, 600.0)
 """Face sizes (pixels) drawn log-uniformly for training samples."""
@@ -146,6 +152,31 @@ def pseudo_fake_samples(
     return out.result()
 
 
+def identity_blend_samples(
+    faces: Sequence[PhotoFace], images: dict[str, ImageRGB], per_face: int, seed: int
+) -> SampleSet:
+    """`per_face` real / two-identity-blend pairs per face (see pseudofake.make_identity_blend).
+
+    Donors are other identities of the SAME list, so a training set never borrows a held-out face.
+    Target and donor are rescaled to independent random sizes.
+    """
+    rng = np.random.default_rng(seed)
+    out = _Collector()
+    for face in faces:
+        donors = [f for f in faces if f.identity != face.identity]
+        for _ in range(per_face):
+            target = random_size(rng, face.size)
+            image, kps = rescale_face(images[face.photo], face.kps, face.box, target, flip=bool(rng.random() < 0.5))
+            donor = donors[int(rng.integers(len(donors)))]
+            src, src_kps = rescale_face(
+                images[donor.photo], donor.kps, donor.box, random_size(rng, donor.size), flip=bool(rng.random() < 0.5)
+            )
+            pair = make_identity_blend(image, kps, src, src_kps, rng)
+            out.add(pair.real, pair.kps, 0, target, face.identity)
+            out.add(pair.fake, pair.kps, 1, target, face.identity)
+    return out.result()
+
+
 def classic_samples(
     targets: Sequence[PhotoFace],
     sources: Sequence[PhotoFace],
@@ -177,4 +208,35 @@ def classic_samples(
                 image, fake = jpeg(image, quality), jpeg(fake, quality)
             out.add(image, kps, 0, target, face.identity)
             out.add(fake, kps, 1, target, face.identity)
+    return out.result()
+
+
+def classic_engine_samples(
+    targets: Sequence[PhotoFace], sources: Sequence[PhotoFace], images: dict[str, ImageRGB], per_face: int, seed: int
+) -> SampleSet:
+    """Swaps made by the app's own classic engine (`pipelines.engine_classic.ClassicEngine`), photos at
+    their own size: each target face gets a different person's face from `sources`; same JPEG on both."""
+    rng = np.random.default_rng(seed)
+    engine = ClassicEngine()
+    settings = SwapSettings(engine="classic")
+    out = _Collector()
+    for face in targets:
+        donors = [f for f in sources if f.identity != face.identity]
+        image = images[face.photo]
+        target = Face(box=face.box, kps=face.kps, score=1.0)
+        for _ in range(per_face):
+            donor = donors[int(rng.integers(len(donors)))]
+            aligned, _ = norm_crop(images[donor.photo], donor.kps, ALIGNED_SIZE)
+            source = engine.prepare_source(SourceIdentity(embedding=None, aligned=aligned, photos=1))
+            patch = engine.swap(image, target, source, settings)
+            if patch is None:
+                continue
+            fake = image.copy()
+            patch.apply(fake)
+            real = image
+            if rng.random() < 0.7:
+                quality = int(rng.integers(50, 101))
+                real, fake = jpeg(real, quality), jpeg(fake, quality)
+            out.add(real, face.kps, 0, face.size, face.identity)
+            out.add(fake, face.kps, 1, face.size, face.identity)
     return out.result()

@@ -2,7 +2,8 @@
 
 Prints AUC, the false-positive rate at the 0.5 threshold and per-face-size results on:
 1. held-out pseudo-fakes: identities never used in training (same split as training, fixed seed);
-2. classic-engine swaps (cheapfake.py) of held-out targets, at the photos' own size and at random sizes;
+2. classic swaps of held-out targets with held-out donors (cheapfake.py, at the photos' own size and at
+   random sizes; and the app's own `pipelines.engine_classic.ClassicEngine`, at the photos' own size);
 3. the real photos as they are (share of photos scored >= 0.5);
 4. with --fakes / --reals: any folders of genuine swaps and real photos (per photo: highest face score).
 """
@@ -24,6 +25,7 @@ from pipelines.image_io import IMAGE_SUFFIXES, load_image
 from pipelines.spot.data import (
     PhotoFace,
     SampleSet,
+    classic_engine_samples,
     classic_samples,
     load_faces,
     pseudo_fake_samples,
@@ -99,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fakes", type=Path, help="folder of genuine face swaps")
     parser.add_argument("--reals", type=Path, help="folder of real photos to compare with --fakes")
     parser.add_argument("--per-face", type=int, default=8, help="held-out pseudo-fake pairs per face")
+    parser.add_argument("--classic-per-face", type=int, default=6, help="classic swaps per held-out face")
     parser.add_argument("--seed", type=int, default=SEED, help="must match the training seed for the split")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--skip-builtin", action="store_true", help="only evaluate --fakes/--reals")
@@ -124,12 +127,18 @@ def main(argv: list[str] | None = None) -> int:
                 "held-out pseudo-fakes (inswapper geometry)", pseudo.labels, score_samples(model, pseudo), pseudo.sizes
             )
         )
-        native = classic_samples(held, faces, images, 3, args.seed + 200, native=True)
+        # Donors are held-out identities too: no face of a training identity appears in an evaluation swap.
+        per = args.classic_per_face
+        native = classic_samples(held, held, images, per, args.seed + 200, native=True)
         reports.append(
             report("classic swaps, photos at own size", native.labels, score_samples(model, native), native.sizes)
         )
-        mixed = classic_samples(held, faces, images, 3, args.seed + 300)
+        mixed = classic_samples(held, held, images, per, args.seed + 300)
         reports.append(report("classic swaps, random sizes", mixed.labels, score_samples(model, mixed), mixed.sizes))
+        engine = classic_engine_samples(held, held, images, per, args.seed + 500)
+        reports.append(
+            report("ClassicEngine swaps, photos at own size", engine.labels, score_samples(model, engine), engine.sizes)
+        )
         real_f, fake_f = simulated_flicker(held[:10], images, 6, args.seed + 400)
         labels = np.r_[np.zeros(len(real_f), int), np.ones(len(fake_f), int)]
         rep = report(

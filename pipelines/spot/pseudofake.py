@@ -195,3 +195,98 @@ def square_footprint(kps: Keypoints5) -> NDArray[np.float32]:
     """The 4 corners of the swapper's 128 px square in image pixels (for drawing and tests)."""
     corners = np.array([[0, 0], [128, 0], [128, 128], [0, 128]], dtype=np.float64)
     return transform_points(corners, invert_affine(estimate_norm(kps, 128)))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Two-identity blends (Face X-ray idea: a blend of two REAL faces, so the seam is the evidence)
+# ---------------------------------------------------------------------------------------------------------
+#
+# Deliberately different from the evaluation's classic swap (cheapfake.py: direct similarity warp from the
+# source photo, LAB mean / spread match, one fixed feathered ellipse): here the donor passes through an
+# aligned crop of random resolution, lands with pose jitter, gets a partial RGB statistics match measured
+# on the two faces' own cores, and is blended through a random, irregular face-hull polygon with a random
+# erosion / dilation and blur.
+
+
+def hull_mask(shape: tuple[int, int], matrix_128: Matrix2x3, rng: np.random.Generator) -> Mask:
+    """A random face-hull polygon (brows-to-chin region, irregular radius) in image pixels, float32 0..1.
+
+    12-20 points around a centre in the 128 frame with a radius that wobbles by +-12 %, their convex hull
+    filled, eroded or dilated by up to 4 units and blurred with sigma 1.5-9 units; then warped back.
+    """
+    height, width = shape
+    count = int(rng.integers(12, 21))
+    angles = np.sort(rng.uniform(0.0, 2.0 * np.pi, size=count))
+    cx, cy = 64.0 + rng.uniform(-3, 3), rng.uniform(62, 76)
+    rx, ry = rng.uniform(32, 48), rng.uniform(40, 58)
+    wobble = rng.uniform(0.88, 1.12, size=count)
+    points = np.stack([cx + rx * wobble * np.cos(angles), cy + ry * wobble * np.sin(angles)], axis=1)
+    hull = cv2.convexHull(np.round(points * 4).astype(np.int32))
+    aligned = np.zeros((512, 512), np.float32)  # 4x the 128 frame, for smooth edges
+    cv2.fillConvexPoly(aligned, hull, 1.0)
+    aligned = np.asarray(cv2.resize(aligned, (128, 128), interpolation=cv2.INTER_AREA), np.float32)
+    grow = int(rng.integers(-4, 5))
+    if grow:
+        kernel = np.ones((2 * abs(grow) + 1, 2 * abs(grow) + 1), np.uint8)
+        aligned = np.asarray((cv2.dilate if grow > 0 else cv2.erode)(aligned, kernel), np.float32)
+    aligned = np.asarray(cv2.GaussianBlur(aligned, (0, 0), rng.uniform(1.5, 9.0)), np.float32)
+    return np.asarray(cv2.warpAffine(aligned, invert_affine(matrix_128), (width, height), flags=cv2.INTER_LINEAR))
+
+
+def match_rgb_statistics(
+    donor: NDArray[np.float32], target: ImageRGB, donor_on: NDArray[np.bool_], target_on: NDArray[np.bool_]
+) -> NDArray[np.float32]:
+    """Per RGB channel: the donor's mean and spread over `donor_on` moved to the target's over `target_on`."""
+    if int(donor_on.sum()) < 16 or int(target_on.sum()) < 16:
+        return donor
+    d_px, t_px = donor[donor_on], target[target_on].astype(np.float32)
+    gain = np.clip((t_px.std(axis=0) + 1e-3) / (d_px.std(axis=0) + 1e-3), 0.5, 2.0)
+    return np.asarray((donor - d_px.mean(axis=0)) * gain + t_px.mean(axis=0), np.float32)
+
+
+def make_identity_blend(
+    image: ImageRGB,
+    kps: Keypoints5,
+    donor: ImageRGB,
+    donor_kps: Keypoints5,
+    rng: np.random.Generator,
+    jpeg_probability: float = 0.7,
+) -> PseudoFakePair:
+    """A real photo and a blend of ANOTHER real person's face into it (same JPEG on both).
+
+    1. the donor face is cropped in its aligned frame at a random resolution (64-320 px) and warped onto
+       the target's keypoints with pose jitter (scale +-4 %, rotation +-3 deg, shift +-2.5 units);
+    2. its RGB mean / spread (measured on the donor's and the target's face cores) move towards the
+       target's by a random strength 0.5-1;
+    3. it is blended through `hull_mask` times a blend ratio from {0.7, 0.85, 1, 1}.
+    """
+    height, width = image.shape[:2]
+    m128 = estimate_norm(kps, 128)
+    # 1. Donor crop in its own aligned frame, then into the target's frame with jitter.
+    side = int(rng.integers(64, 321))
+    d_matrix = estimate_norm(donor_kps, 128) * (side / 128.0)
+    crop = cv2.warpAffine(donor, d_matrix, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    angle = np.deg2rad(rng.uniform(-3.0, 3.0))
+    scale = 1.0 + rng.uniform(-0.04, 0.04)
+    jitter = np.eye(3)
+    jitter[:2, :2] = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    jitter[:2, 2] = np.array([64.0, 64.0]) - jitter[:2, :2] @ np.array([64.0, 64.0]) + rng.uniform(-2.5, 2.5, size=2)
+    crop_to_128 = np.array([[128.0 / side, 0.0, 0.0], [0.0, 128.0 / side, 0.0], [0.0, 0.0, 1.0]])
+    to_image = np.vstack([invert_affine(m128), [0.0, 0.0, 1.0]]) @ jitter @ crop_to_128
+    warped = cv2.warpAffine(crop, to_image[:2], (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    # 2. Partial colour match on the face cores (a fixed central box of the 128 frame).
+    core = np.zeros((128, 128), np.float32)
+    core[40:100, 36:92] = 1.0
+    target_on = cv2.warpAffine(core, invert_affine(m128), (width, height)) > 0.5
+    moved = match_rgb_statistics(warped.astype(np.float32), image, target_on, target_on)
+    strength = rng.uniform(0.5, 1.0)
+    face = warped.astype(np.float32) * (1.0 - strength) + moved * strength
+    # 3. Blend through a random face hull.
+    mask = hull_mask((height, width), m128, rng) * float(rng.choice((0.7, 0.85, 1.0, 1.0)))
+    weights = mask[:, :, None]
+    fake = np.clip(face * weights + image.astype(np.float32) * (1.0 - weights) + 0.5, 0, 255).astype(np.uint8)
+    real = image
+    if rng.random() < jpeg_probability:
+        quality = int(rng.integers(50, 101))
+        real, fake = jpeg(real, quality), jpeg(fake, quality)
+    return PseudoFakePair(real, fake, mask.astype(np.float32), np.asarray(kps, np.float32))
