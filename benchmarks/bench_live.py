@@ -23,25 +23,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.suite import topology_swapper  # noqa: E402
 from pipelines.image_io import load_image  # noqa: E402
 from tests.app_server import run_app  # noqa: E402
 from tests.browser_session import browser_available, live_page, summarise, write_camera  # noqa: E402
 from tests.model_builders.recognizer import build_fake_arcface  # noqa: E402
 
-CACHE = Path.home() / ".cache" / "swapspot-bench"
 SHARED_DETECTOR = ROOT.parent / "shared" / "models" / "scrfd_2.5g_kps.onnx"
-
-
-def topology_swapper() -> Path:
-    """The random-weight inswapper-topology model (built once, 554 MB, cached)."""
-    from tests.model_builders.swapper import build_inswapper_topology
-
-    path = CACHE / "inswapper_topology_seed0.onnx"
-    if not path.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        print(f"building the random-weight inswapper topology at {path} (once)...", file=sys.stderr)
-        build_inswapper_topology(path, seed=0)
-    return path
 
 
 def page_numbers(text: str) -> dict[str, Any]:

@@ -13,21 +13,17 @@ Writes docs/classroom-presenter.png and docs/classroom-player.png.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import requests  # noqa: E402
 from gradio_client import Client  # noqa: E402
 
-from tests.app_server import OFFLINE, free_port  # noqa: E402
+from tests.app_server import run_app  # noqa: E402
 from tests.browser_session import CHROMIUM  # noqa: E402
 from tests.model_builders.detector import build_fake_scrfd, face_at  # noqa: E402
 from tests.model_builders.recognizer import build_fake_arcface  # noqa: E402
@@ -35,45 +31,13 @@ from tests.model_builders.swapper import build_tiny_inswapper  # noqa: E402
 
 OUT = ROOT / "docs"
 SHARED_DETECTOR = ROOT.parent / "shared" / "models" / "scrfd_2.5g_kps.onnx"
-LAUNCHER = """
-import inspect, sys
-import ui.page as page
-if "build_classroom" not in inspect.getsource(page):  # until ui/page.py adds the tab itself
-    from ui.classroom import build_classroom
-    original = page.build_check_tab
-    def with_classroom(ctx, state):
-        original(ctx, state)
-        build_classroom(ctx)
-    page.build_check_tab = with_classroom
-import app
-sys.exit(app.main(sys.argv[1:]))
-"""
 
 
-def start_app(work: Path, detector: Path | None) -> tuple[subprocess.Popen[str], str]:
+def app_args(work: Path, detector: Path | None) -> list[str]:
     if detector is None:
         detector = build_fake_scrfd(work / "det.onnx", [face_at(320, 300, 220)])
     args = ["--no-download", "--detector", str(detector), "--recognizer", str(build_fake_arcface(work / "rec.onnx"))]
-    args += ["--swapper", str(build_tiny_inswapper(work / "swap.onnx"))]
-    port = free_port()
-    env = {**os.environ, **OFFLINE, "SWAPSPOT_MODEL_DIR": str(work / "weights"), "GRADIO_SERVER_PORT": str(port)}
-    log = (work / "app.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-c", LAUNCHER, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the app stopped:\n{(work / 'app.log').read_text()}")
-        try:
-            if requests.get(f"{url}/config", timeout=2).status_code == 200:
-                return process, url
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    raise SystemExit("the app did not start within 120 s")
+    return [*args, "--swapper", str(build_tiny_inswapper(work / "swap.onnx"))]
 
 
 def play_through_api(url: str, difficulty: str) -> str:
@@ -98,8 +62,10 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
-        process, url = start_app(Path(tmp), args.detector)
-        try:
+        work = Path(tmp)
+        env = {"SWAPSPOT_MODEL_DIR": str(work / "weights")}
+        with run_app(app_args(work, args.detector), env, work / "app.log") as app:
+            url = app.url
             code = play_through_api(url, args.difficulty)
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(
@@ -143,12 +109,6 @@ def main() -> int:
                     page.locator("#classroom-tab").screenshot(path=str(OUT / "classroom-presenter.png"))
                 finally:
                     browser.close()
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
     print("wrote", OUT / "classroom-presenter.png", "and", OUT / "classroom-player.png")
     return 0
 

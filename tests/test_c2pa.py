@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import av
 import cv2
-import numpy as np
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -23,6 +21,7 @@ from pipelines.provenance.c2pa_signing import (
     read_provenance,
     sign_media,
 )
+from tests.c2pa_media import flip_bytes, write_image, write_mp4
 
 
 @pytest.fixture(scope="module")
@@ -33,37 +32,6 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def credentials(work: Path) -> DemoCredentials:
     return ensure_demo_credentials(work / "demo-credentials")
-
-
-def write_image(path: Path, seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    image = cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), (160, 120), interpolation=cv2.INTER_CUBIC)
-    assert cv2.imwrite(str(path), image)
-    return path
-
-
-def write_mp4(path: Path, frames: int = 6) -> Path:
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for index in range(frames):
-            image = np.full((48, 64, 3), 30 * index, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
-def flip_bytes(src: Path, dst: Path, marker: bytes, offset: int) -> Path:
-    """Copy `src` with a few bytes inverted `offset` bytes after the last `marker` (inside the media data)."""
-    data = bytearray(src.read_bytes())
-    position = data.rfind(marker) + offset
-    assert len(marker) <= position < len(data) - 4
-    for index in range(position, position + 4):
-        data[index] ^= 0xFF
-    dst.write_bytes(bytes(data))
-    return dst
 
 
 def test_demo_credentials_are_clearly_named_ca_issued_and_reused(credentials: DemoCredentials, work: Path) -> None:

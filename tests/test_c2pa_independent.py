@@ -24,9 +24,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import av
-import cv2
-import numpy as np
 import pytest
 
 from pipelines.provenance.c2pa_signing import (
@@ -35,6 +32,7 @@ from pipelines.provenance.c2pa_signing import (
     ensure_demo_credentials,
     sign_media,
 )
+from tests.c2pa_media import flip_bytes, write_image, write_mp4
 
 VERIFIER_DIR = Path(__file__).resolve().parent / "c2pa_ts"
 VERIFY_SCRIPT = VERIFIER_DIR / "verify.mjs"
@@ -81,37 +79,6 @@ def verify(path: Path, *options: str) -> dict[str, Any]:
 def unsupported(verdict: dict[str, Any]) -> str | None:
     """The verifier's "format.unsupported: ..." reason, if c2pa-ts cannot read the file's format."""
     return next((str(e) for e in verdict["errors"] if str(e).startswith("format.unsupported")), None)
-
-
-def write_image(path: Path, seed: int) -> Path:
-    rng = np.random.default_rng(seed)
-    image = cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), (160, 120), interpolation=cv2.INTER_CUBIC)
-    assert cv2.imwrite(str(path), image)
-    return path
-
-
-def write_mp4(path: Path, frames: int = 6) -> Path:
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for index in range(frames):
-            image = np.full((48, 64, 3), 30 * index, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
-def flip_bytes(src: Path, dst: Path, marker: bytes, offset: int) -> Path:
-    """Copy `src` with 4 bytes inverted `offset` bytes after the last `marker` (inside the media data)."""
-    data = bytearray(src.read_bytes())
-    position = data.rfind(marker) + offset
-    assert len(marker) <= position < len(data) - 4
-    for index in range(position, position + 4):
-        data[index] ^= 0xFF
-    dst.write_bytes(bytes(data))
-    return dst
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
-import os
 import random
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,7 +15,6 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-import requests
 
 from pipelines.classroom import (
     AFTER_GAME_S,
@@ -38,7 +33,7 @@ from pipelines.classroom import (
     round_result,
 )
 from pipelines.errors import InputError
-from tests.app_server import OFFLINE, ROOT, RunningApp, free_port
+from tests.app_server import ROOT, RunningApp, run_app
 
 # -- the rules -------------------------------------------------------------------------------------------------
 
@@ -219,20 +214,6 @@ def test_hard_items_are_smaller_and_recompressed() -> None:
 
 # -- a full game through the running app -----------------------------------------------------------------------
 
-LAUNCHER = """
-import inspect, sys
-import ui.page as page
-if "build_classroom" not in inspect.getsource(page):  # until ui/page.py adds the tab itself
-    from ui.classroom import build_classroom
-    original = page.build_check_tab
-    def with_classroom(ctx, state):
-        original(ctx, state)
-        build_classroom(ctx)
-    page.build_check_tab = with_classroom
-import app
-sys.exit(app.main(sys.argv[1:]))
-"""
-
 
 @pytest.fixture(scope="module")
 def classroom_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
@@ -245,38 +226,8 @@ def classroom_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningA
     recognizer = build_fake_arcface(folder / "rec.onnx")
     swapper = build_tiny_inswapper(folder / "swap.onnx")
     args = ["--no-download", "--detector", str(detector), "--recognizer", str(recognizer), "--swapper", str(swapper)]
-    port = free_port()
-    env = {
-        **os.environ,
-        **OFFLINE,
-        "SWAPSPOT_MODEL_DIR": str(folder / "weights"),
-        "GRADIO_SERVER_PORT": str(port),
-        "PYTHONUNBUFFERED": "1",
-    }
-    log_path = folder / "app.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-c", LAUNCHER, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True
-        )
-    running = RunningApp(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, running.log()
-            assert time.monotonic() < deadline, running.log()
-            try:
-                if requests.get(f"{running.url}/config", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.3)
+    with run_app(args, {"SWAPSPOT_MODEL_DIR": str(folder / "weights")}, folder / "app.log") as running:
         yield running
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def inline_image(value: Any) -> np.ndarray:
