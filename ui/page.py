@@ -23,6 +23,15 @@ from ui.source_panel import build_source_panel, source_status
 CSS = """
 #swapspot-header h1 { margin-bottom: 0.2em; }
 #spot-score, #photo-spot-score, #check-score { font-size: 1.25em; font-weight: 600; }
+/* A player who opened the ?play=CODE link on a phone sees only the game. */
+body.swapspot-play #swapspot-header, body.swapspot-play #missing-models-banner, body.swapspot-play #source-panel,
+body.swapspot-play #swap-options, body.swapspot-play [role="tablist"], body.swapspot-play footer {
+  display: none !important;
+}
+"""
+
+PLAYER_ONLY_JS = """
+() => { if (new URLSearchParams(window.location.search).has("play")) document.body.classList.add("swapspot-play"); }
 """
 
 INTRO = """
@@ -50,7 +59,7 @@ class AppConfig:
 def launch_options() -> dict[str, Any]:
     # No server-side rendering: it starts a Node.js process per app that a single-machine classroom
     # deployment does not need, and it competes with the live stream for the CPU.
-    return {"css": CSS, "theme": gr.themes.Soft(), "show_error": False, "ssr_mode": False}
+    return {"css": CSS, "js": PLAYER_ONLY_JS, "theme": gr.themes.Soft(), "show_error": False, "ssr_mode": False}
 
 
 def build_models_tab(report: ModelReport, swapper_text: Callable[[], str]) -> gr.Markdown:
@@ -97,7 +106,7 @@ def build_page(config: AppConfig) -> gr.Blocks:
             )
         state = gr.State(start_state, time_to_live=STATE_TTL_S, delete_callback=ViewerState.close)
         status = build_source_panel(ctx, state)
-        with gr.Row():
+        with gr.Row(elem_id="swap-options"):
             engine = gr.Radio(
                 [("Neural (inswapper)", "inswapper"), ("Classic (warp and blend)", "classic")],
                 value=default_engine,

@@ -30,7 +30,7 @@ def forget_upload(path: str | None) -> None:
 
 def build_source_panel(ctx: UiContext, state: gr.State) -> gr.Markdown:
     examples = example_faces()
-    with gr.Accordion("1 · Choose the source face (who you will become)", open=True):
+    with gr.Accordion("1 · Choose the source face (who you will become)", open=True, elem_id="source-panel"):
         with gr.Row():
             gallery = gr.Gallery(
                 [str(p) for p in examples],
