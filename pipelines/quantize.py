@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -33,6 +34,7 @@ INT8_SUFFIX = ".int8.onnx"
 REPORT_SUFFIX = ".int8.json"
 MIN_PSNR_DB = 30.0
 MIN_IDENTITY_SIMILARITY = 0.9
+MIN_SPEEDUP = 1.2  # int8 must also be clearly faster (CPUs without fast int8 instructions may not gain)
 RECIPE = "qdq-conv-perchannel-u8s8-v1"  # bump to invalidate cached int8 files when the recipe changes
 
 
@@ -134,16 +136,22 @@ def quantize(fp32: Path, out: Path, crops: Sequence[ImageRGB], latents: Sequence
             return next(self.items, None)
 
     tmp = out.with_name(out.name + ".part")
-    quantize_static(
-        str(fp32),
-        str(tmp),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        op_types_to_quantize=["Conv"],
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-    )
+    root = logging.getLogger()  # the quantizer warns on the root logger about optional pre-processing
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_static(
+            str(fp32),
+            str(tmp),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=["Conv"],
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+    finally:
+        root.setLevel(level)
     tmp.replace(out)
     return out
 
@@ -206,9 +214,13 @@ def ensure_int8_swapper(
     latents = calibration_latents(photos, analyzer, emap, count=len(crops))
     quantize(fp32, int8, crops, latents)
     quality, similarity, fp32_ms, int8_ms = check_quality(fp32, int8, crops, latents, analyzer)
-    passed = quality >= MIN_PSNR_DB and (similarity is None or similarity >= MIN_IDENTITY_SIMILARITY)
+    good = quality >= MIN_PSNR_DB and (similarity is None or similarity >= MIN_IDENTITY_SIMILARITY)
+    faster = int8_ms * MIN_SPEEDUP <= fp32_ms
+    passed = good and faster
     if passed:
         reason = f"int8 swapper in use: PSNR {quality:.1f} dB vs fp32, {fp32_ms / int8_ms:.1f}x faster"
+    elif good:
+        reason = f"int8 swapper is not faster on this CPU ({fp32_ms:.0f} vs {int8_ms:.0f} ms): using fp32"
     else:
         shown = f", identity similarity {similarity:.2f}" if similarity is not None else ""
         reason = f"int8 swapper failed the quality check (PSNR {quality:.1f} dB{shown}): using fp32"

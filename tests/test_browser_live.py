@@ -84,3 +84,30 @@ def test_an_uploaded_source_needs_consent_on_the_page(live_app: RunningApp) -> N
             )
         finally:
             browser.close()
+
+
+def test_a_clip_swap_can_be_cancelled_from_the_page(live_app: RunningApp, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests.media_builders import ClipSpec, make_clip
+
+    clip = make_clip(tmp_path / "long.mp4", ClipSpec(width=640, height=480, seconds=20.0, audio_codec="aac"))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            page.goto(live_app.url, wait_until="domcontentloaded")
+            page.wait_for_selector("#source-examples img", timeout=60_000)
+            page.locator("#source-examples img").first.click()
+            page.wait_for_function(
+                "() => document.querySelector('#source-status')?.innerText.includes('✔')", timeout=60_000
+            )
+            page.get_by_role("tab", name="Photo & clip").click()
+            page.locator("#target input[type=file]").set_input_files(str(clip))
+            page.wait_for_timeout(1500)
+            page.locator("#swap-button").click()
+            page.wait_for_timeout(3000)
+            page.locator("#cancel-button").click()
+            page.get_by_text("cancelled before it was finished", exact=False).wait_for(timeout=30_000)
+        finally:
+            browser.close()
