@@ -283,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def render(report: dict[str, Any]) -> str:
     lines = [
-        f"Swap & Spot benchmarks on {report['machine']['cpu_count']} cores ({report['providers'][0]})",
+        f"Swap & Spot benchmarks on {report['machine']['cpu_count']} cores "
+        f"({'CUDA GPU' if 'CUDAExecutionProvider' in report['providers'] else 'CPU only'})",
         f"swapper: {report['swapper']}",
         f"recognizer: {report['recognizer']}",
         f"{report['int8']}",
