@@ -97,7 +97,7 @@ class InswapperEngine:
         )
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)  # the live (1 thread) and the clip engine; older ones are let go
 def load_inswapper_engine(path: Path, runtime: RuntimeSettings, run_path: Path | None = None) -> InswapperEngine:
     """The shared engine for this model file (created once per process; models are shared read-only)."""
     return InswapperEngine.from_path(path, runtime, run_path)

@@ -20,6 +20,7 @@ from pipelines.image_io import load_image
 from pipelines.loading import ModelOverrides, Precision, gpu_available, int8_swapper_for, load_face_analyzer
 from pipelines.outputs import OutputPolicy, mark_frame, new_output_dir, publish_clip, publish_photo, start_sweeper
 from pipelines.provenance import WatermarkPayload
+from pipelines.quantize import cached_report
 from pipelines.spot import ImageVerdict, Spotter
 from pipelines.spot.explain import render_overlay
 from pipelines.startup import ModelReport
@@ -49,8 +50,8 @@ class SwapperPreparation:
             return
         path, reason = int8_swapper_for(swapper, "auto")
         self._set(path, reason)
-        if path is not None or gpu_available() or "quality check" in reason:
-            return
+        if path is not None or gpu_available() or cached_report(swapper) is not None:
+            return  # in use, not useful on a GPU, or already tried on this file (the reason says why)
         self._set(None, "fp32 swapper for now: preparing a faster int8 version in the background (about a minute)")
 
         def work() -> None:
@@ -128,7 +129,7 @@ class AppServices:
         return _engine(name, swapper.path, int8, 1 if live else 0)
 
 
-@functools.lru_cache(maxsize=6)
+@functools.lru_cache(maxsize=3)  # classic + the live and the clip swapper: fp32 ones are dropped once int8 is ready
 def _engine(name: EngineName, swapper: Path | None, run_path: Path | None, threads: int) -> SwapEngine:
     return create_engine(name, swapper, RuntimeSettings(intra_op_threads=threads), run_path)
 
