@@ -10,7 +10,6 @@ it the script says so and exits 0.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 import time
@@ -18,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 
@@ -34,6 +32,7 @@ from pipelines.provenance.watermark import (  # noqa: E402
     read_watermark,
 )
 from pipelines.types import Face, ImageRGB  # noqa: E402
+from tests.media_builders import h264_round_trip  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 DETECTOR = SHARED / "models" / "scrfd_2.5g_kps.onnx"
@@ -70,22 +69,7 @@ def half(image: ImageRGB) -> ImageRGB:
 
 
 def h264(frames: list[ImageRGB], crf: int = 28, fps: int = 25) -> list[ImageRGB]:
-    """Encode frames with libx264 (yuv420p, CRF `crf`) in memory and decode them again."""
-    height, width = (frames[0].shape[0] // 2) * 2, (frames[0].shape[1] // 2) * 2
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "medium"}
-        for frame in frames:
-            video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:height, :width]), format="rgb24")
-            for packet in stream.encode(video_frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    buffer.seek(0)
-    with av.open(buffer, mode="r") as container:
-        return [np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8) for frame in container.decode(video=0)]
+    return h264_round_trip(frames, crf, fps)
 
 
 def h264_still(image: ImageRGB) -> ImageRGB:

@@ -105,3 +105,24 @@ def _write_tone(out: OutputContainer, aout: AudioStream, spec: ClipSpec) -> None
         frame.time_base = Fraction(1, spec.sample_rate)
         out.mux(aout.encode(frame))
     out.mux(aout.encode())
+
+
+def h264_round_trip(frames: list[np.ndarray], crf: int = 28, fps: int = 25) -> list[np.ndarray]:
+    """Encode RGB frames as H.264 (libx264, default preset) in memory at `crf` and decode them again."""
+    import io
+
+    height, width = frames[0].shape[0] // 2 * 2, frames[0].shape[1] // 2 * 2  # yuv420p needs even sides
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": str(crf)}
+        for frame in frames:
+            video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:height, :width]), format="rgb24")
+            for packet in stream.encode(video_frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    buffer.seek(0)
+    with av.open(buffer, mode="r") as container:
+        return [np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8) for frame in container.decode(video=0)]

@@ -14,11 +14,8 @@ from gradio_client import Client, handle_file
 
 from pipelines.image_io import load_image
 from pipelines.provenance import label_present, read_provenance
-from tests.app_server import ROOT, RunningApp, run_app
+from tests.app_server import ROOT, RunningApp, run_stand_in_app
 from tests.media_builders import ClipSpec, make_clip
-from tests.model_builders.detector import build_fake_scrfd, face_at
-from tests.model_builders.recognizer import build_fake_arcface
-from tests.model_builders.swapper import build_tiny_inswapper
 
 EXAMPLES = ROOT / "examples"
 OPTIONS = ("inswapper", "all", False, True)  # engine, faces, mouth mask, colour correction
@@ -26,13 +23,7 @@ OPTIONS = ("inswapper", "all", False, True)  # engine, faces, mouth mask, colour
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
-    folder = tmp_path_factory.mktemp("app")
-    detector = build_fake_scrfd(folder / "det.onnx", [face_at(320, 300, 220)])
-    recognizer = build_fake_arcface(folder / "rec.onnx")
-    swapper = build_tiny_inswapper(folder / "swap.onnx")
-    args = ["--no-download", "--detector", str(detector), "--recognizer", str(recognizer), "--swapper", str(swapper)]
-    env = {"SWAPSPOT_MODEL_DIR": str(folder / "weights")}
-    with run_app(args, env, folder / "app.log") as running:
+    with run_stand_in_app(tmp_path_factory.mktemp("app")) as running:
         yield running
 
 

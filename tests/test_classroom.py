@@ -33,7 +33,7 @@ from pipelines.classroom import (
     round_result,
 )
 from pipelines.errors import InputError
-from tests.app_server import ROOT, RunningApp, run_app
+from tests.app_server import ROOT, RunningApp, run_stand_in_app
 
 # -- the rules -------------------------------------------------------------------------------------------------
 
@@ -217,16 +217,7 @@ def test_hard_items_are_smaller_and_recompressed() -> None:
 
 @pytest.fixture(scope="module")
 def classroom_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
-    from tests.model_builders.detector import build_fake_scrfd, face_at
-    from tests.model_builders.recognizer import build_fake_arcface
-    from tests.model_builders.swapper import build_tiny_inswapper
-
-    folder = tmp_path_factory.mktemp("classroom")
-    detector = build_fake_scrfd(folder / "det.onnx", [face_at(320, 300, 220)])
-    recognizer = build_fake_arcface(folder / "rec.onnx")
-    swapper = build_tiny_inswapper(folder / "swap.onnx")
-    args = ["--no-download", "--detector", str(detector), "--recognizer", str(recognizer), "--swapper", str(swapper)]
-    with run_app(args, {"SWAPSPOT_MODEL_DIR": str(folder / "weights")}, folder / "app.log") as running:
+    with run_stand_in_app(tmp_path_factory.mktemp("classroom")) as running:
         yield running
 
 

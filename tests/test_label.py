@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
-import av
 import cv2
 import numpy as np
 import pytest
@@ -18,6 +15,7 @@ from pipelines.provenance.label import (
     label_present,
     visible_label_enabled,
 )
+from tests.media_builders import h264_round_trip
 
 SIZES = [(240, 426), (360, 640), (720, 1280), (1080, 1920), (2160, 3840), (1000, 400)]
 
@@ -65,19 +63,7 @@ def test_badge_survives_jpeg_and_is_checked_for_its_own_text() -> None:
 
 def test_badge_is_present_on_every_frame_of_an_h264_clip() -> None:
     frames = [add_visible_label(photo_like(240, 426, seed=t)) for t in range(8)]
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 426, 240, "yuv420p"
-        stream.options = {"crf": "28"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    buffer.seek(0)
-    with av.open(buffer, mode="r") as container:
-        decoded = [np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8) for frame in container.decode(video=0)]
+    decoded = h264_round_trip(frames, crf=28)
     assert len(decoded) == len(frames)
     assert all(label_present(frame) for frame in decoded)
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -21,6 +19,7 @@ from pipelines.provenance.payload import (
 )
 from pipelines.provenance.watermark import decode_bits, embed_watermark, read_watermark
 from tests.conftest import read_rgb
+from tests.media_builders import h264_round_trip
 
 PAYLOAD = WatermarkPayload(SWAPSPOT_TOOL_ID, 0x1A2B3C4D)
 
@@ -43,23 +42,6 @@ def jpeg(image: np.ndarray, quality: int = 60) -> np.ndarray:
     decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
     assert decoded is not None
     return np.ascontiguousarray(decoded[:, :, ::-1], dtype=np.uint8)
-
-
-def h264_roundtrip(frames: list[np.ndarray], crf: int = 28) -> list[np.ndarray]:
-    buffer = io.BytesIO()
-    height, width = frames[0].shape[:2]
-    with av.open(buffer, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": str(crf)}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    buffer.seek(0)
-    with av.open(buffer, mode="r") as container:
-        return [np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8) for frame in container.decode(video=0)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -208,5 +190,5 @@ def test_real_clip_survives_h264_crf28(analyzer, shared_dir: Path) -> None:
         motion = cv2.getRotationMatrix2D((240 + 2.0 * t, height / 2), 0.2 * t, 1.0 + 0.004 * t)
         frame = np.asarray(cv2.warpAffine(base, motion, (480, height), borderMode=cv2.BORDER_REFLECT), dtype=np.uint8)
         frames.append(embed_watermark(frame, analyzer.detect(frame)[:1], PAYLOAD))
-    found = [read_watermark(frame, analyzer.detect(frame)).payload == PAYLOAD for frame in h264_roundtrip(frames)]
+    found = [read_watermark(frame, analyzer.detect(frame)).payload == PAYLOAD for frame in h264_round_trip(frames)]
     assert sum(found) >= 5, found
