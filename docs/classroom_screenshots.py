@@ -23,21 +23,11 @@ sys.path.insert(0, str(ROOT))
 
 from gradio_client import Client  # noqa: E402
 
-from tests.app_server import run_app  # noqa: E402
+from tests.app_server import run_app, stand_in_model_args  # noqa: E402
 from tests.browser_session import CHROMIUM  # noqa: E402
-from tests.model_builders.detector import build_fake_scrfd, face_at  # noqa: E402
-from tests.model_builders.recognizer import build_fake_arcface  # noqa: E402
-from tests.model_builders.swapper import build_tiny_inswapper  # noqa: E402
 
 OUT = ROOT / "docs"
 SHARED_DETECTOR = ROOT.parent / "shared" / "models" / "scrfd_2.5g_kps.onnx"
-
-
-def app_args(work: Path, detector: Path | None) -> list[str]:
-    if detector is None:
-        detector = build_fake_scrfd(work / "det.onnx", [face_at(320, 300, 220)])
-    args = ["--no-download", "--detector", str(detector), "--recognizer", str(build_fake_arcface(work / "rec.onnx"))]
-    return [*args, "--swapper", str(build_tiny_inswapper(work / "swap.onnx"))]
 
 
 def play_through_api(url: str, difficulty: str) -> str:
@@ -64,7 +54,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         env = {"SWAPSPOT_MODEL_DIR": str(work / "weights")}
-        with run_app(app_args(work, args.detector), env, work / "app.log") as app:
+        with run_app(stand_in_model_args(work, args.detector), env, work / "app.log") as app:
             url = app.url
             code = play_through_api(url, args.difficulty)
             with sync_playwright() as playwright:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class SwapSpotError(Exception):
     """Base class: the message is written for a non-engineer and shown as is."""
@@ -13,3 +15,13 @@ class InputError(SwapSpotError):
 
 class ModelError(SwapSpotError):
     """A model is missing, failed to download, or does not match its published checksum."""
+
+
+def check_input_file(path: Path) -> int:
+    """Refuse a missing or empty file with a message for people; returns its size in bytes."""
+    if not path.is_file():
+        raise InputError(f"The file {path.name} does not exist.")
+    size = path.stat().st_size
+    if size == 0:
+        raise InputError(f"The file {path.name} is empty (0 bytes).")
+    return size

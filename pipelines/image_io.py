@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pipelines.errors import InputError
+from pipelines.errors import InputError, check_input_file
 from pipelines.types import ImageLimits, ImageRGB
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -42,11 +42,7 @@ def load_image(path: Path | str, limits: ImageLimits | None = None) -> ImageRGB:
     path = Path(path)
     name = path.name
     # 1. The file itself.
-    if not path.is_file():
-        raise InputError(f"The file {name} does not exist.")
-    size = path.stat().st_size
-    if size == 0:
-        raise InputError(f"The file {name} is empty (0 bytes).")
+    size = check_input_file(path)
     if size > limits.max_bytes:
         raise InputError(f"The file {name} is {size / 1e6:.0f} MB; photos up to {limits.max_bytes / 1e6:.0f} MB.")
     # 2. The header: dimensions are known before any pixel is decoded.

@@ -37,7 +37,7 @@ from av.video.frame import VideoFrame
 from av.video.reformatter import ColorRange, Colorspace
 from av.video.stream import VideoStream
 
-from pipelines.errors import InputError, SwapSpotError
+from pipelines.errors import InputError, SwapSpotError, check_input_file
 from pipelines.types import ImageRGB
 
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi")
@@ -115,11 +115,7 @@ def probe_video(path: Path | str, limits: VideoLimits | None = None) -> VideoInf
 
 def _check_file(path: Path, limits: VideoLimits) -> None:
     name = path.name
-    if not path.is_file():
-        raise InputError(f"The file {name} does not exist.")
-    size = path.stat().st_size
-    if size == 0:
-        raise InputError(f"The file {name} is empty (0 bytes).")
+    size = check_input_file(path)
     if size > limits.max_bytes:
         raise InputError(
             f"The file {name} is {_describe_bytes(size)}; videos up to {_describe_bytes(limits.max_bytes)} "

@@ -66,14 +66,15 @@ def run_app(args: list[str], env: dict[str, str], log_path: Path, timeout: float
             process.kill()
 
 
-def stand_in_model_args(folder: Path) -> list[str]:
-    """`app.py` flags for tiny stand-in models: a detector that always finds one face, an ArcFace-shaped
-    recognizer and an inswapper-shaped swapper (so the whole app runs on any machine, offline)."""
+def stand_in_model_args(folder: Path, detector: Path | None = None) -> list[str]:
+    """`app.py` flags for tiny stand-in models: a detector that always finds one face (unless a real
+    `detector` is given), an ArcFace-shaped recognizer and an inswapper-shaped swapper (so the whole app
+    runs on any machine, offline)."""
     from tests.model_builders.detector import build_fake_scrfd, face_at
     from tests.model_builders.recognizer import build_fake_arcface
     from tests.model_builders.swapper import build_tiny_inswapper
 
-    detector = build_fake_scrfd(folder / "det.onnx", [face_at(320, 300, 220)])
+    detector = detector or build_fake_scrfd(folder / "det.onnx", [face_at(320, 300, 220)])
     recognizer = build_fake_arcface(folder / "rec.onnx")
     swapper = build_tiny_inswapper(folder / "swap.onnx")
     return ["--no-download", "--detector", str(detector), "--recognizer", str(recognizer), "--swapper", str(swapper)]

@@ -22,8 +22,6 @@ NO_CONSENT = (
 @dataclass(frozen=True)
 class UiContext:
     services: AppServices
-    default_engine: str
-    preset_source: Path | None
 
 
 def example_faces() -> list[Path]:

@@ -93,7 +93,7 @@ def build_page(config: AppConfig) -> gr.Blocks:
     services = AppServices.create(config.report, config.overrides, config.precision)
     engines = services.engines()
     default_engine = config.engine or (engines[0] if engines else "classic")
-    ctx = UiContext(services, default_engine, config.source)
+    ctx = UiContext(services)
     start_state = initial_state(services, config.source)
     with gr.Blocks(title="Swap & Spot", delete_cache=(300, 900)) as demo:
         gr.Markdown(INTRO, elem_id="swapspot-header")
