@@ -40,7 +40,7 @@ from insightface.model_zoo.inswapper import INSwapper  # noqa: E402
 
 from pipelines import onnx_runtime  # noqa: E402
 from pipelines.engine_classic import ClassicEngine  # noqa: E402
-from pipelines.engine_inswapper import InswapperEngine  # noqa: E402
+from pipelines.engine_inswapper import InswapperEngine, read_emap  # noqa: E402
 from pipelines.face_align import arcface_template, estimate_norm  # noqa: E402
 from pipelines.face_analysis import FaceAnalyzer  # noqa: E402
 from pipelines.image_io import load_image  # noqa: E402
@@ -68,6 +68,9 @@ class StubSession:
 
     def get_outputs(self) -> Any:
         return self._real.get_outputs()
+
+    def get_providers(self) -> Any:
+        return self._real.get_providers()
 
     def run(self, names: Any, feeds: Any, *args: Any) -> list[np.ndarray]:
         return [self._output]
@@ -113,7 +116,7 @@ def bench_paste_back(tmp: Path, repeats: int) -> None:
     stub = StubSession(real, pred)
     with contextlib.redirect_stdout(io.StringIO()):
         theirs = INSwapper(model_file=str(tiny), session=stub)
-        ours = InswapperEngine(INSwapper(model_file=str(tiny), session=stub))
+    ours = InswapperEngine(stub, read_emap(tiny))
     prepared = ours.prepare_source(SourceIdentity(embedding, np.zeros((256, 256, 3), np.uint8), 1))
     fake = np.clip(255 * pred[0].transpose(1, 2, 0), 0, 255).astype(np.uint8)
     settings = SwapSettings()

@@ -1,20 +1,20 @@
 """The `inswapper` engine: InsightFace's inswapper_128 network, with our own ROI-only paste-back.
 
-InsightFace's `INSwapper` class is constructed around OUR onnxruntime session (from
-`pipelines.onnx_runtime.create_session`), so it supplies the `emap` matrix and its forward call while
-the session options stay ours. Its full-frame `get(..., paste_back=True)` is not used: see
+The network runs in OUR onnxruntime session (`pipelines.onnx_runtime.create_session`). The only other
+thing the model file holds that the swap needs is `emap`, the 512x512 matrix that maps a recognizer
+embedding to the network's source latent: it is the graph's last initializer (as InsightFace's
+`INSwapper` reads it). InsightFace's full-frame `get(..., paste_back=True)` is not used: see
 `pipelines.paste_back` for the equivalent that touches only the face's region.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
 from pathlib import Path
 
 import numpy as np
-from insightface.model_zoo.inswapper import INSwapper
+import onnx
+import onnxruntime as ort
 from numpy.typing import NDArray
 
 from pipelines import onnx_runtime
@@ -28,17 +28,33 @@ CROP_SIZE = 128
 """inswapper_128 works on 128 px aligned faces."""
 
 
+def read_emap(path: Path) -> NDArray[np.float32]:
+    """The 512x512 `emap` of an inswapper file: its graph's last initializer."""
+    try:
+        graph = onnx.load(str(path)).graph
+        emap = np.asarray(onnx.numpy_helper.to_array(graph.initializer[-1]), np.float32)
+    except Exception as error:  # onnx raises several unrelated types for damaged files
+        raise ModelError(f"{path.name} could not be read as an inswapper model: {error}") from error
+    if emap.shape != (512, 512):
+        raise ModelError(f"This is not an inswapper model: its last initializer has shape {emap.shape}.")
+    return emap
+
+
 class InswapperEngine:
     """Shared and read-only after construction: one instance serves every user and thread."""
 
     name: EngineName = "inswapper"
     needs_recognizer = True
 
-    def __init__(self, model: INSwapper) -> None:
-        self._model = model
-        emap = np.asarray(model.emap, np.float32)
-        if emap.shape != (512, 512):
-            raise ModelError(f"This is not an inswapper model: its last initializer has shape {emap.shape}.")
+    def __init__(self, session: ort.InferenceSession, emap: NDArray[np.float32]) -> None:
+        self.session = session
+        specs = onnx_runtime.input_specs(session)
+        shapes = [tuple(spec.shape) for spec in specs]
+        if len(shapes) != 2 or shapes[0][1:] != (3, CROP_SIZE, CROP_SIZE) or shapes[1][-1] != 512:
+            raise ModelError(f"This model does not have the inswapper_128 inputs (got {shapes}).")
+        self.target_input, self.source_input = specs[0].name, specs[1].name
+        self.device = onnx_runtime.session_device(session)  # "cuda" or "cpu"
+        emap = np.array(emap, np.float32)
         emap.setflags(write=False)
         self.emap: NDArray[np.float32] = emap
 
@@ -46,21 +62,16 @@ class InswapperEngine:
     def from_path(
         cls, path: Path, runtime: RuntimeSettings | None = None, run_path: Path | None = None
     ) -> InswapperEngine:
-        """Create the session ourselves and let InsightFace's class read the emap (its shape print muted).
+        """Create the session and read the emap.
 
         `run_path`: a different file with the same network to run (the int8 version, which no longer
         carries `emap`); the emap is always read from `path`, the original.
         """
         session = onnx_runtime.create_session(run_path or path, runtime)
-        shapes = [tuple(spec.shape) for spec in onnx_runtime.input_specs(session)]
-        if len(shapes) != 2 or shapes[0][1:] != (3, CROP_SIZE, CROP_SIZE) or shapes[1][-1] != 512:
-            raise ModelError(f"{path.name} does not have the inswapper_128 inputs (got {shapes}).")
         try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                model = INSwapper(model_file=str(path), session=session)
-        except Exception as error:  # onnx raises several unrelated types for damaged files
-            raise ModelError(f"{path.name} could not be read as an inswapper model: {error}") from error
-        return cls(model)
+            return cls(session, read_emap(path))
+        except ModelError as error:
+            raise ModelError(f"{path.name}: {error}") from error
 
     def prepare_source(self, identity: SourceIdentity) -> PreparedSource:
         """latent = normalise(embedding @ emap), once per source."""
@@ -71,12 +82,15 @@ class InswapperEngine:
         latent.setflags(write=False)
         return PreparedSource(engine=self.name, latent=latent)
 
-    def forward(self, crop: ImageRGB, latent: NDArray[np.float32]) -> ImageRGB:
-        """The network on one aligned 128 px RGB crop: returns the swapped 128 px RGB crop."""
+    def forward(
+        self, crop: ImageRGB, latent: NDArray[np.float32], run_options: ort.RunOptions | None = None
+    ) -> ImageRGB:
+        """The network on one aligned 128 px RGB crop: returns the swapped 128 px RGB crop.
+
+        `run_options.terminate = True` from another thread stops a running forward (it then raises)."""
         blob = np.ascontiguousarray(crop.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
-        target_name, source_name = self._model.input_names[:2]
-        feeds = {target_name: blob, source_name: np.ascontiguousarray(latent, dtype=np.float32)}
-        pred = onnx_runtime.run(self._model.session, feeds)  # IO binding on GPUs
+        feeds = {self.target_input: blob, self.source_input: np.ascontiguousarray(latent, dtype=np.float32)}
+        pred = onnx_runtime.run(self.session, feeds, run_options)  # IO binding on GPUs
         return np.asarray(np.clip(255.0 * pred[0][0].transpose(1, 2, 0), 0, 255).astype(np.uint8), np.uint8)
 
     def swap(self, frame: ImageRGB, target: Face, source: PreparedSource, settings: SwapSettings) -> Patch | None:

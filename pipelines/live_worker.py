@@ -3,7 +3,9 @@
 The display path submits the newest aligned 128 px crops and immediately goes on; the worker swaps them
 when it is free and publishes the result. A new submission replaces one that is still waiting, so the
 swap always works on the freshest face. The thread exits on `stop()` or after `idle_stop_s` seconds
-without submissions (a closed tab stops sending frames, so its worker ends by itself).
+without submissions (a stopped stream or a closed tab stops sending frames, so its worker ends by
+itself). A swap still running then is cut short: a small watchdog thread sets onnxruntime's
+`RunOptions.terminate`, so a 2-second CPU forward does not keep a core busy for nobody.
 """
 
 from __future__ import annotations
@@ -17,11 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import onnxruntime as ort
 from numpy.typing import NDArray
 
 from pipelines.types import ImageRGB
 
-ForwardFn = Callable[[ImageRGB, NDArray[np.float32]], ImageRGB]
+ForwardFn = Callable[[ImageRGB, NDArray[np.float32], ort.RunOptions], ImageRGB]
+"""(aligned crop, source latent, run options whose `terminate` may be set while it runs) -> swapped crop."""
+
+WATCHDOG_PERIOD_S = 0.1
 
 WORKER_NICENESS = 10
 """The swap thread yields the CPU to the display path (and the browser on the same machine): on 2 cores a
@@ -53,7 +59,7 @@ class SwapOutput:
 class SwapWorker:
     """One per viewer. Thread-safe between the display path (submit/latest) and its own thread."""
 
-    def __init__(self, forward: ForwardFn, idle_stop_s: float = 2.0, name: str = "swap-worker") -> None:
+    def __init__(self, forward: ForwardFn, idle_stop_s: float = 1.0, name: str = "swap-worker") -> None:
         self._forward = forward
         self._idle_stop_s = idle_stop_s
         self._name = name
@@ -61,6 +67,8 @@ class SwapWorker:
         self._pending: SwapJob | None = None
         self._latest: SwapOutput | None = None
         self._thread: threading.Thread | None = None
+        self._watchdog: threading.Thread | None = None
+        self._in_flight: ort.RunOptions | None = None  # the running forward's options (to terminate it)
         self._stop = False
         self._last_submit = 0.0
         self.swap_seconds: deque[float] = deque(maxlen=20)  # per-face forward times
@@ -76,6 +84,8 @@ class SwapWorker:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
+                self._watchdog = threading.Thread(target=self._watch, name=f"{self._name}-watchdog", daemon=True)
+                self._watchdog.start()
             self._lock.notify()
 
     def latest(self) -> SwapOutput | None:
@@ -87,8 +97,8 @@ class SwapWorker:
             return self._pending is not None
 
     def running(self) -> bool:
-        thread = self._thread
-        return thread is not None and thread.is_alive()
+        """True while the worker or its watchdog thread is alive."""
+        return any(thread is not None and thread.is_alive() for thread in (self._thread, self._watchdog))
 
     def forget(self) -> None:
         """Drop waiting and finished results (the source changed)."""
@@ -97,13 +107,16 @@ class SwapWorker:
             self._latest = None
 
     def stop(self, wait_s: float = 2.0) -> None:
+        """Stop now: drop the waiting job, cut the running swap short, and wait for the threads to end."""
         with self._lock:
             self._stop = True
             self._pending = None
-            self._lock.notify()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=wait_s)
+            if self._in_flight is not None:
+                self._in_flight.terminate = True
+            self._lock.notify_all()
+        for thread in (self._thread, self._watchdog):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=wait_s)
 
     def swaps_per_second(self, now: float | None = None, window_s: float = 5.0) -> float:
         now = time.monotonic() if now is None else now
@@ -131,10 +144,37 @@ class SwapWorker:
         while (job := self._take()) is not None:
             faces = []
             for crop in job.crops:
+                options = ort.RunOptions()
+                with self._lock:
+                    if self._stop or self._idle():
+                        return
+                    self._in_flight = options
                 started = time.monotonic()
-                faces.append(self._forward(crop, job.latent))
+                try:
+                    faces.append(self._forward(crop, job.latent, options))
+                except Exception as error:  # terminated (stop/idle), or a broken model: end this worker
+                    if not options.terminate:
+                        print(f"swap worker stopped: {type(error).__name__}: {error}", flush=True)
+                    return
+                finally:
+                    with self._lock:
+                        self._in_flight = None
                 self.swap_seconds.append(time.monotonic() - started)
             finished = time.monotonic()
             with self._lock:
                 self._latest = SwapOutput(tuple(faces), job.captured_at, finished, job.generation)
                 self.finished_at.append(finished)
+
+    def _idle(self) -> bool:
+        return time.monotonic() - self._last_submit > self._idle_stop_s
+
+    def _watch(self) -> None:
+        """While the worker lives: cut its running swap short once frames have stopped coming."""
+        while True:
+            thread = self._thread
+            if thread is None or not thread.is_alive():
+                return
+            with self._lock:
+                if self._in_flight is not None and (self._stop or self._idle()):
+                    self._in_flight.terminate = True
+            time.sleep(WATCHDOG_PERIOD_S)

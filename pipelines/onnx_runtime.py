@@ -6,6 +6,8 @@ Sessions are created once per model file and shared read-only between users and 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,17 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
+@functools.cache
+def preload_gpu_libraries() -> None:
+    """onnxruntime-gpu installed with its pip CUDA/cuDNN packages (`onnxruntime-gpu[cuda,cudnn]`) finds
+    those libraries only once they are preloaded; a no-op without a GPU build or without those packages."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None or "CUDAExecutionProvider" not in available_providers():
+        return
+    with contextlib.suppress(Exception):  # a system-wide CUDA install is then used as before
+        preload()
+
+
 TENSORRT_ENV = "SWAPSPOT_TENSORRT"  # set to 1 to try TensorRT first on NVIDIA GPUs (engines are cached)
 
 
@@ -69,6 +82,7 @@ def session_device(session: ort.InferenceSession) -> str:
 def create_session(path: Path | str, settings: RuntimeSettings | None = None) -> ort.InferenceSession:
     """Load an ONNX file into an inference session, or raise `ModelError` saying why it failed."""
     settings = settings or RuntimeSettings()
+    preload_gpu_libraries()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
@@ -93,11 +107,14 @@ def output_specs(session: ort.InferenceSession) -> list[TensorSpec]:
     return [_spec(arg) for arg in session.get_outputs()]
 
 
-def run(session: ort.InferenceSession, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+def run(
+    session: ort.InferenceSession, feeds: dict[str, np.ndarray], run_options: ort.RunOptions | None = None
+) -> list[np.ndarray]:
     """Run a session on named inputs and return all outputs in graph order.
 
     On a GPU the inputs are bound once and the outputs stay on the device until they are read back in one
-    copy each (IO binding), instead of onnxruntime's default extra staging copies.
+    copy each (IO binding), instead of onnxruntime's default extra staging copies. `run_options`: setting
+    its `terminate` from another thread makes a long run stop early (it then raises).
     """
     if session_device(session) == "cuda":
         binding = session.io_binding()
@@ -105,9 +122,9 @@ def run(session: ort.InferenceSession, feeds: dict[str, np.ndarray]) -> list[np.
             binding.bind_cpu_input(name, np.ascontiguousarray(value))
         for output in session.get_outputs():
             binding.bind_output(output.name, "cuda")
-        session.run_with_iobinding(binding)
+        session.run_with_iobinding(binding, run_options)
         return [np.asarray(out) for out in binding.copy_outputs_to_cpu()]
-    return [np.asarray(out) for out in session.run(None, feeds)]
+    return [np.asarray(out) for out in session.run(None, feeds, run_options)]
 
 
 def warm_up(session: ort.InferenceSession, dynamic_size: int = 64) -> None:

@@ -13,8 +13,10 @@ user's prepared sources and references. Nothing here keeps module-level per-user
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +35,10 @@ DETECT_EVERY = 3
 
 MAX_CLIP_FACES = 32
 """At most this many faces are followed per clip frame."""
+
+GPU_CLIP_WORKERS = 3
+"""Clips on a GPU: frames swapped at once, so one frame's paste-back, label and watermark (CPU) overlap the
+next frame's swap network (GPU). On a CPU the network already uses every core: one frame at a time."""
 
 PostFrame = Callable[[ImageRGB, "tuple[SwappedFace, ...]", int], ImageRGB]
 """(swapped frame, the faces swapped in it, frame index) -> frame: the integrator's labelling hook."""
@@ -293,6 +299,7 @@ def swap_clip(
     cancel: threading.Event | None = None,
     limits: VideoLimits | None = None,
     detect_every: int = DETECT_EVERY,
+    workers: int | None = None,
 ) -> ClipSwapResult:
     """Swap every frame of a clip; frames without faces pass through.
 
@@ -300,22 +307,35 @@ def swap_clip(
     between, re-detected at once when tracking is lost (`detect_every=1` detects every frame).
     `post_frame(frame, swapped_faces, index)` sees every output frame (labels, watermarks). `cancel` stops
     the work between frames (raises `pipelines.video.Cancelled`); nothing is left at `dst` on any failure.
+    `workers`: frames swapped at once (default: `GPU_CLIP_WORKERS` on a GPU, else 0 = in this thread).
     """
     counts = {"frames_with_swaps": 0, "faces": 0}  # local to this call
+    counts_lock = threading.Lock()
     tracker = FaceTracker(TrackerSettings(detect_every=max(1, detect_every), max_faces=MAX_CLIP_FACES))
+    workers = clip_workers(job.engine) if workers is None else workers
 
-    def frame_fn(frame: ImageRGB, index: int) -> ImageRGB:
-        faces = tracker.update(frame, lambda image: detect_candidates(image, job))
+    def swap_frame(frame: ImageRGB, faces: list[Face], index: int) -> ImageRGB:
         result = swap_image(frame, job, faces=faces)
         if result.swapped:
-            counts["frames_with_swaps"] += 1
-            counts["faces"] += len(result.swapped)
+            with counts_lock:
+                counts["frames_with_swaps"] += 1
+                counts["faces"] += len(result.swapped)
         image = result.image
         if post_frame is not None:
             image = post_frame(image, result.swapped, index)
         return image
 
-    written = process_video(src, dst, frame_fn, limits=limits, progress=progress, cancel=cancel)
+    with _frame_pool(workers) as pool:
+
+        def frame_fn(frame: ImageRGB, index: int) -> ImageRGB | Future[ImageRGB]:
+            # 1. Faces, in frame order (the tracker follows them from frame to frame) ...
+            faces = tracker.update(frame, lambda image: detect_candidates(image, job))
+            # 2. ... then the swap, here or in a worker (`process_video` keeps the frame order).
+            if pool is None:
+                return swap_frame(frame, faces, index)
+            return pool.submit(swap_frame, frame, faces, index)
+
+        written = process_video(src, dst, frame_fn, limits=limits, progress=progress, cancel=cancel)
     return ClipSwapResult(
         output=written.output,
         frames=written.frames,
@@ -324,3 +344,17 @@ def swap_clip(
         duration=written.duration,
         audio=written.audio,
     )
+
+
+def clip_workers(engine: SwapEngine) -> int:
+    """Worker threads for a clip: several on a GPU (CPU and GPU work overlap), none on a CPU."""
+    return GPU_CLIP_WORKERS if getattr(engine, "device", "cpu") == "cuda" else 0
+
+
+@contextlib.contextmanager
+def _frame_pool(workers: int) -> Iterator[ThreadPoolExecutor | None]:
+    if workers <= 0:
+        yield None
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clip-frame") as pool:
+        yield pool

@@ -14,6 +14,10 @@ What `process_video` guarantees:
   finished, shorter clip: compare `VideoResult.frames`/`duration` with `probe_video` to notice it.
 - The output is written to a temporary file next to `dst` and renamed only on success.
 - H.264 is encoded without B-frames, so variable frame rate timing survives the MP4 muxer exactly.
+- `frame_fn` may hand back a `concurrent.futures.Future` instead of a frame (a caller that runs the heavy
+  part of each frame in worker threads, e.g. on a GPU): up to `MAX_FRAMES_IN_FLIGHT` frames are then in
+  progress at once and are still encoded in order. On any failure the frames still in flight are
+  cancelled or waited for before the error is raised, so no worker outlives the call.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ import math
 import os
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -48,8 +55,11 @@ _BROWSER_AUDIO_CODECS = frozenset({"aac", "mp3", "opus"})
 _AAC_SAMPLE_RATES = frozenset({96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000})
 """Sample rates the AAC encoder accepts; anything else is resampled to 48 kHz."""
 
-FrameFn = Callable[[ImageRGB, int], ImageRGB]
-"""(upright RGB frame, frame index) -> RGB frame of the same size."""
+FrameFn = Callable[[ImageRGB, int], "ImageRGB | Future[ImageRGB]"]
+"""(upright RGB frame, frame index) -> RGB frame of the same size, or a Future of one."""
+
+MAX_FRAMES_IN_FLIGHT = 4
+"""With a `frame_fn` that returns futures: frames decoded and handed over but not yet encoded."""
 
 ProgressFn = Callable[[int, "int | None"], None]
 """(frames done, total frames or None when unknown)."""
@@ -280,6 +290,18 @@ def process_video(
     return VideoResult(output=dst, frames=frames, duration=duration, audio=audio)
 
 
+@dataclass(frozen=True)
+class _InFlight:
+    """A frame handed to `frame_fn`, with the source timing its output is encoded with."""
+
+    result: object  # the frame, or a Future of it
+    shape: tuple[int, ...]
+    pts: int
+    time_base: Fraction | None
+    duration: int
+    time: float
+
+
 class _Transcode:
     """The state of one `process_video` call (never shared between calls)."""
 
@@ -302,9 +324,16 @@ class _Transcode:
         self.end_time = 0.0
         self.last_pts: int | None = None
         self.durations: dict[int, int] = {}  # pts -> source frame duration, for frames still inside the encoder
+        self.in_flight: deque[_InFlight] = deque()  # frames handed to frame_fn as futures, oldest first
 
     def run(self, crf: int, preset: str) -> tuple[int, float, Literal["copied", "reencoded", "none"]]:
         """1. open both files -> 2. add output streams -> 3. demux, process, mux -> 4. flush encoders."""
+        try:
+            return self._run(crf, preset)
+        finally:
+            self._abandon_in_flight()
+
+    def _run(self, crf: int, preset: str) -> tuple[int, float, Literal["copied", "reencoded", "none"]]:
         # 1. Open both files.
         with (
             _open_input(self.src) as inp,
@@ -329,6 +358,8 @@ class _Transcode:
                 elif aout is not None:
                     for audio_frame in self._decode(packet):
                         out.mux(aout.encode(audio_frame))  # type: ignore[arg-type]
+            while self.in_flight:
+                self._finish_oldest(out, vout)
             if self.done == 0:
                 raise InputError(f"{self.src.name} contains no video frames that could be decoded.")
             # 4. Flush the encoders.
@@ -381,13 +412,15 @@ class _Transcode:
         # 1. Cancellation and the running limits (metadata can lie).
         if self.cancel is not None and self.cancel.is_set():
             raise Cancelled("Stopped: the video was cancelled before it was finished.")
-        if self.done >= self.limits.max_frames:
+        if self.done + len(self.in_flight) >= self.limits.max_frames:
             raise InputError(
                 f"This clip has more than {self.limits.max_frames:,} frames; trim it or lower its frame rate."
             )
         pts = self._next_pts(frame)
         time = float(pts * frame.time_base) if frame.time_base else 0.0
-        if time - (self.first_time or 0.0) > self.limits.max_seconds:
+        if self.first_time is None:
+            self.first_time = time
+        if time - self.first_time > self.limits.max_seconds:
             raise InputError(
                 f"This clip is longer than {_describe_seconds(self.limits.max_seconds, math.floor)}; trim it."
             )
@@ -395,9 +428,34 @@ class _Transcode:
         image = cast(ImageRGB, frame.to_ndarray(format="rgb24"))
         if self.info.rotation:
             image = np.ascontiguousarray(rotate_upright(image, self.info.rotation))
-        # 3. The caller's work.
-        result = self.frame_fn(image, self.done)
-        _check_frame_result(result, image.shape)
+        # 3. The caller's work: a frame now, or a future one (then encoded once it is the oldest).
+        index = self.done + len(self.in_flight)
+        result = self.frame_fn(image, index)
+        timing = _InFlight(result, image.shape, pts, frame.time_base, frame.duration or 0, time)
+        if isinstance(result, Future):
+            self.in_flight.append(timing)
+            while len(self.in_flight) > MAX_FRAMES_IN_FLIGHT:
+                self._finish_oldest(out, vout)
+            return
+        self._write(out, vout, result, timing)
+
+    def _finish_oldest(self, out: OutputContainer, vout: VideoStream) -> None:
+        timing = self.in_flight.popleft()
+        assert isinstance(timing.result, Future)
+        self._write(out, vout, timing.result.result(), timing)
+
+    def _abandon_in_flight(self) -> None:
+        """After a failure: cancel the frames not started and wait for those being worked on."""
+        pending = [timing.result for timing in self.in_flight if isinstance(timing.result, Future)]
+        self.in_flight.clear()
+        for future in pending:
+            future.cancel()
+        wait_futures(pending)
+
+    def _write(self, out: OutputContainer, vout: VideoStream, result: object, timing: _InFlight) -> None:
+        """4. even size -> 5. encode with the source timing."""
+        _check_frame_result(result, timing.shape)
+        assert isinstance(result, np.ndarray)
         # 4. yuv420p needs even sizes: drop the last column/row of odd sizes (a view, no copy).
         height, width = result.shape[:2]
         result = result[: height - height % 2, : width - width % 2]
@@ -405,11 +463,11 @@ class _Transcode:
             result = np.ascontiguousarray(result)
         # 5. Encode with the source frame's timestamp, kept strictly increasing.
         new_frame = VideoFrame.from_numpy_buffer(result, format="rgb24")
-        new_frame.time_base = frame.time_base
-        new_frame.pts = pts
-        self.durations[pts] = frame.duration
+        new_frame.time_base = timing.time_base
+        new_frame.pts = timing.pts
+        self.durations[timing.pts] = timing.duration
         self._mux_video(out, vout.encode(new_frame))
-        self._advance(frame, time)
+        self._advance(timing)
 
     def _mux_video(self, out: OutputContainer, packets: list[av.Packet]) -> None:
         """libx264 hands back packets without durations; the MP4 muxer then guesses the last frame's length
@@ -428,11 +486,10 @@ class _Transcode:
         self.last_pts = pts
         return pts
 
-    def _advance(self, frame: VideoFrame, time: float) -> None:
+    def _advance(self, timing: _InFlight) -> None:
         """Count the frame, extend the covered time span and report progress."""
-        if self.first_time is None:
-            self.first_time = time
-        step = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else 0.0
+        time = timing.time
+        step = float(timing.duration * timing.time_base) if timing.duration and timing.time_base else 0.0
         if not step and self.info.fps:
             step = 1.0 / self.info.fps
         self.end_time = max(self.end_time, time + step)

@@ -46,7 +46,7 @@ class SlowEngine:
     def prepare_source(self, identity: SourceIdentity) -> PreparedSource:
         return self.inner.prepare_source(identity)
 
-    def forward(self, crop: np.ndarray, latent: np.ndarray) -> np.ndarray:
+    def forward(self, crop: np.ndarray, latent: np.ndarray, run_options: object = None) -> np.ndarray:
         self.calls += 1
         time.sleep(self.delay_s)
         return self.inner.forward(crop, latent)
@@ -96,7 +96,7 @@ def test_tracker_follows_keypoints_between_detections() -> None:
 def test_worker_keeps_only_the_newest_job_and_stops_quickly() -> None:
     seen: list[int] = []
 
-    def forward(crop: np.ndarray, latent: np.ndarray) -> np.ndarray:
+    def forward(crop: np.ndarray, latent: np.ndarray, run_options: object) -> np.ndarray:
         seen.append(int(crop[0, 0, 0]))
         time.sleep(0.2)
         return crop
@@ -109,14 +109,14 @@ def test_worker_keeps_only_the_newest_job_and_stops_quickly() -> None:
     deadline = time.monotonic() + 3
     while (worker.latest() is None or int(worker.latest().faces[0][0, 0, 0]) != 4) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert seen[0] == 0 and seen[-1] == 4 and len(seen) <= 3  # the backlog was skipped
+    assert seen[-1] == 4 and len(seen) <= 3  # the backlog was skipped, the newest face swapped
     started = time.monotonic()
     worker.stop()
     assert time.monotonic() - started < 2.0 and not worker.running()
 
 
 def test_worker_stops_by_itself_when_frames_stop() -> None:
-    worker = SwapWorker(lambda crop, latent: crop, idle_stop_s=0.3)
+    worker = SwapWorker(lambda crop, latent, run_options: crop, idle_stop_s=0.3)
     worker.submit(SwapJob((np.zeros((128, 128, 3), np.uint8),), np.zeros((1, 512), np.float32), 0.0, 0))
     time.sleep(1.0)
     assert not worker.running()
@@ -197,3 +197,73 @@ def test_no_source_and_no_face_are_said_plainly(engine: InswapperEngine, tmp_pat
     assert "Choose a source" in session.process(textured_frame(), models, SwapSettings()).stats.message
     session.set_source(source_for(engine, 2))
     assert "No face in view" in session.process(textured_frame(), models, SwapSettings()).stats.message
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A slow swap is cut short when the stream stops (onnxruntime's RunOptions.terminate)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def slow_forward(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """A forward through a real onnxruntime session that takes several seconds on one thread."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = np.random.default_rng(0).standard_normal((64, 64, 3, 3)).astype(np.float32) * 0.02
+    nodes = [helper.make_node("Conv", ["x", "w"], ["h0"], pads=[1, 1, 1, 1])]
+    for i in range(1, 120):
+        nodes.append(helper.make_node("Conv", [f"h{i - 1}", "w"], [f"h{i}"], pads=[1, 1, 1, 1]))
+    graph = helper.make_graph(
+        nodes,
+        "slow",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64, 128, 128])],
+        [helper.make_tensor_value_info("h119", TensorProto.FLOAT, [1, 64, 128, 128])],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    path = tmp_path_factory.mktemp("slow") / "slow.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    blob = np.zeros((1, 64, 128, 128), np.float32)
+    finished: list[float] = []
+
+    def forward(crop: np.ndarray, latent: np.ndarray, run_options: ort.RunOptions) -> np.ndarray:
+        session.run(None, {"x": blob}, run_options)
+        finished.append(time.monotonic())
+        return crop
+
+    started = time.monotonic()
+    forward(np.zeros((2, 2, 3), np.uint8), np.zeros(1), ort.RunOptions())
+    assert time.monotonic() - started > 2.5, "the slow model must be slower than the stop deadline"
+    finished.clear()
+    forward.finished = finished  # type: ignore[attr-defined]
+    return forward
+
+
+def _job() -> SwapJob:
+    return SwapJob((np.zeros((128, 128, 3), np.uint8),), np.zeros((1, 512), np.float32), time.monotonic(), 0)
+
+
+def test_stop_cuts_a_running_swap_short(slow_forward: object) -> None:
+    worker = SwapWorker(slow_forward, idle_stop_s=30.0)  # type: ignore[arg-type]
+    worker.submit(_job())
+    time.sleep(0.3)  # the forward is running now
+    started = time.monotonic()
+    worker.stop()
+    assert time.monotonic() - started < 1.0 and not worker.running()
+    assert slow_forward.finished == [] and worker.latest() is None  # type: ignore[attr-defined]
+
+
+def test_frames_stopping_ends_the_worker_within_two_seconds_even_mid_swap(slow_forward: object) -> None:
+    idle = LiveSettings().idle_stop_s
+    worker = SwapWorker(slow_forward, idle_stop_s=idle)  # type: ignore[arg-type]
+    worker.submit(_job())  # the last frame of a stream; then nothing more arrives
+    last_frame = time.monotonic()
+    while worker.running() and time.monotonic() - last_frame < 5.0:
+        time.sleep(0.02)
+    assert not worker.running()
+    assert time.monotonic() - last_frame < 2.0
+    assert slow_forward.finished == []  # type: ignore[attr-defined]  # the swap was cut short, not finished

@@ -106,3 +106,21 @@ def test_faces_are_tracked_between_detections(job: SwapJob, tmp_path: Path) -> N
         object.__delattr__(job.analyzer, "detect")
     assert result.frames == 7 and result.frames_with_swaps == 7 and result.faces_swapped == 14
     assert len(calls) == 3  # frames 0, 3 and 6
+
+
+def test_worker_threads_give_the_same_clip_as_one_thread(job: SwapJob, tmp_path: Path) -> None:
+    """The GPU path (frames swapped in worker threads) writes exactly what the one-thread path writes."""
+    src = write_clip(tmp_path / "in.mp4", _frames(9))
+    indices: list[int] = []
+
+    def label(frame: ImageRGB, swapped: tuple[SwappedFace, ...], index: int) -> ImageRGB:
+        indices.append(index)
+        return frame
+
+    one = swap_clip(src, tmp_path / "one.mp4", job, workers=0)
+    many = swap_clip(src, tmp_path / "many.mp4", job, workers=3, post_frame=label)
+
+    assert (many.frames, many.frames_with_swaps, many.faces_swapped) == (one.frames, one.frames_with_swaps, 18)
+    assert sorted(indices) == list(range(9))
+    for a, b in zip(read_clip(tmp_path / "one.mp4"), read_clip(tmp_path / "many.mp4"), strict=True):
+        assert np.array_equal(a, b)

@@ -374,3 +374,58 @@ def test_corrupt_data_mid_stream_stops_with_a_message(clip_small: Path, tmp_path
 def test_is_video_path() -> None:
     assert is_video_path("clip.MP4") and is_video_path(Path("a/b.webm")) and is_video_path("x.avi")
     assert not is_video_path("photo.jpg") and not is_video_path("mp4")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# frame_fn handing back futures (frames worked on in threads, e.g. on a GPU)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_future_frames_finishing_out_of_order_are_encoded_in_order(clip_small: Path, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def paint(image: np.ndarray, index: int) -> np.ndarray:
+        time.sleep(0.03 if index % 3 == 0 else 0.0)  # every third frame finishes after the next ones
+        out = image.copy()
+        out[:, :] = (index * 10, 255 - index * 10, 128)
+        return out
+
+    done: list[int] = []
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        result = process_video(
+            clip_small,
+            tmp_path / "out.mp4",
+            lambda image, index: pool.submit(paint, image, index),
+            progress=lambda count, total: done.append(count),
+        )
+
+    assert result.frames == 25 and done == list(range(1, 26))
+    frames = decode_rgb(result.output)
+    reds = [int(round(float(np.median(frame[:, :, 0])) / 10)) for frame in frames]
+    assert reds == list(range(25))  # every frame in its place
+    assert abs(result.duration - 1.0) <= 1 / 25
+
+
+def test_a_failing_future_frame_stops_the_clip_and_leaves_no_worker(clip_small: Path, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    started: list[int] = []
+    finished: list[int] = []
+
+    def work(image: np.ndarray, index: int) -> np.ndarray:
+        started.append(index)
+        if index == 6:
+            raise RuntimeError("frame 6 broke")
+        time.sleep(0.02)
+        finished.append(index)
+        return image
+
+    dst = tmp_path / "out.mp4"
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        with pytest.raises(RuntimeError, match="frame 6 broke"):
+            process_video(clip_small, dst, lambda image, index: pool.submit(work, image, index))
+        # When process_video returns, nothing handed to the pool is still running.
+        running = sorted(set(started) - set(finished) - {6})
+        assert running == []
+    assert max(started) <= 6 + video.MAX_FRAMES_IN_FLIGHT  # it stopped taking frames soon after
+    assert not dst.exists() and leftovers(tmp_path) == []
