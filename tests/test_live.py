@@ -206,20 +206,21 @@ def test_no_source_and_no_face_are_said_plainly(engine: InswapperEngine, tmp_pat
 
 @pytest.fixture(scope="module")
 def slow_forward(tmp_path_factory: pytest.TempPathFactory) -> object:
-    """A forward through a real onnxruntime session that takes several seconds on one thread."""
+    """A forward through a real onnxruntime session that takes many seconds on one thread (500 convolutions,
+    about 0.6 TFLOP): the tests below fail if it ever finishes before it is cut short."""
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
     weight = np.random.default_rng(0).standard_normal((64, 64, 3, 3)).astype(np.float32) * 0.02
     nodes = [helper.make_node("Conv", ["x", "w"], ["h0"], pads=[1, 1, 1, 1])]
-    for i in range(1, 120):
+    for i in range(1, 500):
         nodes.append(helper.make_node("Conv", [f"h{i - 1}", "w"], [f"h{i}"], pads=[1, 1, 1, 1]))
     graph = helper.make_graph(
         nodes,
         "slow",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64, 128, 128])],
-        [helper.make_tensor_value_info("h119", TensorProto.FLOAT, [1, 64, 128, 128])],
+        [helper.make_tensor_value_info("h499", TensorProto.FLOAT, [1, 64, 128, 128])],
         [numpy_helper.from_array(weight, "w")],
     )
     path = tmp_path_factory.mktemp("slow") / "slow.onnx"
@@ -235,10 +236,6 @@ def slow_forward(tmp_path_factory: pytest.TempPathFactory) -> object:
         finished.append(time.monotonic())
         return crop
 
-    started = time.monotonic()
-    forward(np.zeros((2, 2, 3), np.uint8), np.zeros(1), ort.RunOptions())
-    assert time.monotonic() - started > 2.5, "the slow model must be slower than the stop deadline"
-    finished.clear()
     forward.finished = finished  # type: ignore[attr-defined]
     return forward
 
