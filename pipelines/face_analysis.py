@@ -57,11 +57,15 @@ class FaceAnalyzer:
                 onnx_runtime.warm_up(session, dynamic_size=analyzer.settings.det_size)
         return analyzer
 
-    def detect(self, image: ImageRGB, max_faces: int | None = None) -> list[Face]:
-        """Faces in the image, largest first, without embeddings."""
+    def detect(self, image: ImageRGB, max_faces: int | None = None, det_size: int | None = None) -> list[Face]:
+        """Faces in the image, largest first, without embeddings.
+
+        `det_size`: the detector's input side for this call (e.g. smaller for the live view, where faces
+        are close to the camera); default `settings.det_size`.
+        """
         check_image(image)
         s = self.settings
-        found = self.detector.detect(image, s.det_size, s.det_threshold, s.nms_threshold)
+        found = self.detector.detect(image, det_size or s.det_size, s.det_threshold, s.nms_threshold)
         faces = [Face(tuple(found.boxes[i]), found.kps[i], float(found.scores[i])) for i in range(len(found))]
         faces = [f for f in faces if f.size >= s.min_face_size]
         faces.sort(key=lambda f: f.area, reverse=True)

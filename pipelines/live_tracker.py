@@ -29,6 +29,7 @@ class TrackerSettings:
     max_flow_error: float = 12.0  # LK error above which a point counts as lost
     min_points: int = 4  # re-detect when fewer keypoints than this are followed reliably
     max_faces: int = 4  # faces followed at once (largest first)
+    search_every_frame: bool = True  # with no face in view, detect on every frame (clips: no face is missed)
 
 
 @dataclass
@@ -52,8 +53,11 @@ class FaceTracker:
         gray, scale = _small_gray(frame)
         due = self.frames_since_detection + 1 >= self.settings.detect_every
         tracked: list[Face] | None = None
-        if not due and self._prev_gray is not None and self.faces and self._prev_gray.shape == gray.shape:
-            tracked = self._follow(self._prev_gray, gray, scale)
+        if not due and self._prev_gray is not None and self._prev_gray.shape == gray.shape:
+            if self.faces:
+                tracked = self._follow(self._prev_gray, gray, scale)
+            elif not self.settings.search_every_frame:
+                tracked = []  # no face in view: wait for the next due detection (live: keep the CPU)
         if tracked is None:
             self.faces = detect(frame)[: self.settings.max_faces]
             self.frames_since_detection = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,15 +80,52 @@ def session_device(session: ort.InferenceSession) -> str:
     return "cuda" if providers and providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider") else "cpu"
 
 
+def lower_thread_priority(niceness: int) -> None:
+    """Make the calling thread nicer (Linux: per-thread priority, inherited by threads it starts)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+
+
 def create_session(path: Path | str, settings: RuntimeSettings | None = None) -> ort.InferenceSession:
-    """Load an ONNX file into an inference session, or raise `ModelError` saying why it failed."""
+    """Load an ONNX file into an inference session, or raise `ModelError` saying why it failed.
+
+    With `settings.niceness > 0` the session is created in a short-lived thread of that lower priority, so
+    the thread pool onnxruntime starts for it inherits the priority (the live swap worker's session: it
+    must yield the CPU to the display path and the browser, on every one of its threads).
+    """
     settings = settings or RuntimeSettings()
+    if settings.niceness > 0:
+        made: list[ort.InferenceSession] = []
+        failed: list[BaseException] = []
+
+        def create() -> None:
+            lower_thread_priority(settings.niceness)
+            try:
+                made.append(_create_session(path, settings))
+            except BaseException as error:  # handed to the caller's thread
+                failed.append(error)
+
+        thread = threading.Thread(target=create, name="session-loader")
+        thread.start()
+        thread.join()
+        if failed:
+            raise failed[0]
+        return made[0]
+    return _create_session(path, settings)
+
+
+def _create_session(path: Path | str, settings: RuntimeSettings) -> ort.InferenceSession:
     preload_gpu_libraries()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     if settings.intra_op_threads > 0:
         options.intra_op_num_threads = settings.intra_op_threads
+    if not settings.spin_wait:
+        # Idle onnxruntime threads sleep instead of spinning: on a small machine shared with a browser and
+        # other sessions, spinning threads burn the CPU the others need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=choose_providers(settings.providers))
     except Exception as error:  # onnxruntime raises several unrelated exception types

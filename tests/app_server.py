@@ -33,6 +33,11 @@ class RunningApp:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def cpu_seconds(self) -> float:
+        """CPU time the app's process has used so far (all its threads; Linux /proc)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 @contextmanager
 def run_app(args: list[str], env: dict[str, str], log_path: Path, timeout: float = 120) -> Iterator[RunningApp]:

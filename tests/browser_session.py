@@ -19,6 +19,7 @@ from pipelines.types import ImageRGB
 from tests.camera_file import moving_face_frames, write_y4m
 
 CHROMIUM = "/usr/bin/chromium"
+VIEWPORT = {"width": 1400, "height": 1150}
 STRIP_ROWS = 16  # top rows carrying the frame index
 LOOP_FRAMES = 60  # 2 s at 30 fps: latencies are far below one loop
 LEVEL0, LEVEL_STEP = 30.0, 3.0  # brightness of frame k's strip: LEVEL0 + LEVEL_STEP * k
@@ -129,48 +130,64 @@ class LivePage:
     def text(self, elem_id: str) -> str:
         return str(self.page.locator(f"#{elem_id}").inner_text())
 
+    def outputs_seen(self) -> int:
+        return int(self.page.evaluate("() => window.__probe?.outputs.length || 0"))
+
+
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+]
+
+
+def open_live_page(browser: Any, url: str, example_index: int = 0, engine: str | None = None) -> LivePage:
+    """A new browser context (its own Gradio session): choose an example source, start the webcam stream
+    and the probe."""
+    page = browser.new_context(viewport=VIEWPORT).new_page()
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_selector("#source-examples img", timeout=60_000)
+    page.locator("#source-examples img").nth(example_index).click()
+    page.wait_for_function("() => document.querySelector('#source-status')?.innerText.includes('✔')", timeout=60_000)
+    if engine is not None:
+        page.locator("#engine label", has_text="Classic" if engine == "classic" else "Neural").click()
+    page.locator("#webcam").get_by_text("Click to Access Webcam").click()
+    page.wait_for_function("() => (document.querySelector('#webcam video')?.videoWidth || 0) > 0", timeout=30_000)
+    page.evaluate(PROBE_JS, [STRIP_ROWS, LEVEL0, LEVEL_STEP, LOOP_FRAMES])
+    page.locator("#webcam button.capture-button").click()
+    return LivePage(page)
+
+
+@contextmanager
+def chromium(camera: Path) -> Iterator[Any]:
+    """Headless Debian Chromium whose fake camera plays `camera` (a .y4m file)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=shutil.which("chromium") or CHROMIUM,
+            args=[*BROWSER_ARGS, f"--use-file-for-fake-video-capture={camera}"],
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
 
 @contextmanager
 def live_page(url: str, camera: Path, example_index: int = 0, engine: str | None = None) -> Iterator[LivePage]:
-    """Open the page, choose an example source, start the webcam stream and the probe."""
-    from playwright.sync_api import sync_playwright
-
-    args = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={camera}",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-quic",
-        "--disable-background-timer-throttling",
-        "--disable-renderer-backgrounding",
-        "--disable-backgrounding-occluded-windows",
-    ]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or CHROMIUM, args=args)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1150})
-            page.goto(url, wait_until="domcontentloaded")
-            page.wait_for_selector("#source-examples img", timeout=60_000)
-            page.locator("#source-examples img").nth(example_index).click()
-            page.wait_for_function(
-                "() => document.querySelector('#source-status')?.innerText.includes('✔')", timeout=60_000
-            )
-            if engine is not None:
-                page.locator("#engine label", has_text="Classic" if engine == "classic" else "Neural").click()
-            page.locator("#webcam").get_by_text("Click to Access Webcam").click()
-            page.wait_for_function(
-                "() => (document.querySelector('#webcam video')?.videoWidth || 0) > 0", timeout=30_000
-            )
-            page.evaluate(PROBE_JS, [STRIP_ROWS, LEVEL0, LEVEL_STEP, LOOP_FRAMES])
-            page.locator("#webcam button.capture-button").click()
-            yield LivePage(page)
-        finally:
-            browser.close()
+    """One live page streaming in its own Chromium."""
+    with chromium(camera) as browser:
+        yield open_live_page(browser, url, example_index, engine)
 
 
 def summarise(probe: dict[str, Any], skip_s: float = 3.0) -> dict[str, float]:

@@ -111,3 +111,112 @@ def test_a_clip_swap_can_be_cancelled_from_the_page(live_app: RunningApp, tmp_pa
             page.get_by_text("cancelled before it was finished", exact=False).wait_for(timeout=30_000)
         finally:
             browser.close()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Two viewers at once, and what is left running when a viewer goes away
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _tint(output: np.ndarray, camera_frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The mean colour change inside the face: the tiny swapper tints each source's faces differently."""
+    x1, y1, x2, y2 = box
+    return (output[y1:y2, x1:x2].astype(float) - camera_frame[y1:y2, x1:x2].astype(float)).mean(axis=(0, 1))
+
+
+def test_two_pages_with_different_sources_each_only_ever_show_their_own(
+    live_app: RunningApp, tmp_path: Path, real_detector_path: Path
+) -> None:
+    import time
+
+    from gradio_client import Client, handle_file
+
+    from pipelines.image_io import save_image
+    from tests.browser_session import chromium, open_live_page
+
+    photo = load_image(ROOT / "examples" / "astronaut.png")
+    camera, frames = write_camera(photo, tmp_path / "camera.y4m")
+    analyzer = FaceAnalyzer.from_paths(real_detector_path)
+    # 1. Both pages stream at the same time, page 0 with the first example source, page 1 with the second.
+    shown: dict[int, list[np.ndarray]] = {0: [], 1: []}
+    statuses = {}
+    with chromium(camera) as browser:
+        pages = {index: open_live_page(browser, live_app.url, example_index=index) for index in (0, 1)}
+        for index, page in pages.items():
+            page.page.wait_for_function("() => (window.__probe?.outputs.length || 0) >= 5", timeout=60_000)
+            statuses[index] = page.text("source-status")
+        for _ in range(4):  # sampled while both keep streaming
+            for index, page in pages.items():
+                shown[index].append(page.output_image())
+            time.sleep(0.4)
+    assert statuses[0] != statuses[1]
+    # 2. What each source does to a face, from the API (two more sessions).
+    names = {0: "astronaut", 1: "cameraman"}
+    clients = {index: Client(live_app.url, verbose=False) for index in (0, 1)}
+    for index, api in clients.items():
+        api.predict(None, names[index], False, api_name="/choose_source")
+        assert names[index] in statuses[index]
+    # 3. Every displayed frame carries the tint of its own page's source, never the other one's.
+    for index, outputs in shown.items():
+        for output in outputs:
+            camera_frame = np.ascontiguousarray(frames[decode_index(output)][:, ::-1])
+            face = analyzer.detect(camera_frame)[0]
+            box = tuple(int(v) for v in face.box)
+            save_image(camera_frame, tmp_path / "frame.png")
+            expected = {}
+            for source, api in clients.items():
+                image, detail = api.predict(
+                    handle_file(str(tmp_path / "frame.png")), "inswapper", "all", False, True, api_name="/swap_frame"
+                )
+                assert detail["source"] == names[source]
+                expected[source] = _tint(load_image(image), camera_frame, box)
+            got = _tint(output, camera_frame, box)
+            own, other = (np.linalg.norm(got - expected[s]) for s in (index, 1 - index))
+            assert np.linalg.norm(expected[0] - expected[1]) > 5.0, "the two sources must tint differently"
+            assert own < other / 2, f"page {index} shows a face closer to the other source ({own:.1f} vs {other:.1f})"
+
+
+@pytest.fixture(scope="module")
+def busy_app(tmp_path_factory: pytest.TempPathFactory, real_detector_path: Path) -> Iterator[RunningApp]:
+    """The app with a swapper as slow as a real one on a CPU (over half a second), so the live view runs its
+    background swap worker (decoupled mode)."""
+    folder = tmp_path_factory.mktemp("busy-app")
+    recognizer = build_fake_arcface(folder / "rec.onnx")
+    swapper = build_tiny_inswapper(folder / "swap.onnx", busy_convs=30)
+    args = ["--no-download", "--detector", str(real_detector_path), "--recognizer", str(recognizer)]
+    args += ["--swapper", str(swapper), "--precision", "fp32"]
+    with run_app(args, {"SWAPSPOT_MODEL_DIR": str(folder / "weights")}, folder / "app.log") as running:
+        yield running
+
+
+def _cpu_share(app: RunningApp, seconds: float) -> float:
+    import time
+
+    before, started = app.cpu_seconds(), time.monotonic()
+    time.sleep(seconds)
+    return (app.cpu_seconds() - before) / (time.monotonic() - started)
+
+
+@pytest.mark.parametrize("how", ["stop button", "tab closed"])
+def test_the_swap_worker_stops_within_two_seconds(busy_app: RunningApp, tmp_path: Path, how: str) -> None:
+    import time
+
+    from tests.browser_session import chromium, open_live_page
+
+    camera, _ = write_camera(load_image(ROOT / "examples" / "astronaut.png"), tmp_path / "camera.y4m")
+    with chromium(camera) as browser:
+        page = open_live_page(browser, busy_app.url)
+        page.page.wait_for_function(
+            "() => document.querySelector('#live-stats')?.innerText.includes('mode: decoupled')", timeout=60_000
+        )
+        page.page.wait_for_timeout(2000)
+        streaming = _cpu_share(busy_app, 1.5)  # the display path plus a busy swap worker
+        if how == "stop button":
+            page.page.locator("#webcam button.capture-button").click()
+        else:
+            page.page.close()
+        stopped = time.monotonic()
+        time.sleep(max(0.0, stopped + 2.0 - time.monotonic()))
+        after = _cpu_share(busy_app, 1.5)  # from 2 s to 3.5 s after the viewer went away
+    assert streaming > 0.5, f"the worker should keep a core busy while streaming ({streaming:.2f})"
+    assert after < 0.1, f"the server still uses {after:.2f} of a core 2 s after the stream stopped ({how})"

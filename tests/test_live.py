@@ -264,3 +264,18 @@ def test_frames_stopping_ends_the_worker_within_two_seconds_even_mid_swap(slow_f
     assert not worker.running()
     assert time.monotonic() - last_frame < 2.0
     assert slow_forward.finished == []  # type: ignore[attr-defined]  # the swap was cut short, not finished
+
+
+@pytest.mark.parametrize("search_every_frame", [True, False])
+def test_with_no_face_in_view_the_live_tracker_waits_for_the_next_detection(search_every_frame: bool) -> None:
+    calls = []
+
+    def detect(frame: np.ndarray) -> list[Face]:
+        calls.append(1)
+        return []
+
+    tracker = FaceTracker(TrackerSettings(detect_every=4, search_every_frame=search_every_frame))
+    for step in range(8):
+        assert tracker.update(textured_frame((float(step), 0.0)), detect) == []
+    # Clips look for faces on every frame (none is missed); the live view only on every 4th (CPU for the display).
+    assert len(calls) == (8 if search_every_frame else 2)

@@ -10,12 +10,15 @@ import gradio as gr
 import numpy as np
 from gradio.data_classes import ImageData
 
+JPEG_QUALITY = 80
+"""Live frames: quality 80 keeps faces crisp at about two thirds of the bytes of 90 (less to send and decode)."""
+
 
 def _inline_jpeg(value: Any) -> ImageData | None:
     if value is None:
         return None
     array = np.asarray(value)
-    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(array, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(array, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         return None
     return ImageData(url="data:image/jpeg;base64," + base64.b64encode(encoded.tobytes()).decode("ascii"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -18,12 +19,14 @@ from ui.context import UiContext, swap_settings
 from ui.errors import user_errors
 from ui.spot_text import score_line
 
-STREAM_EVERY_S = 1 / 15  # the browser sends 15 frames a second; the server keeps only the newest
-# (sending faster than the server answers makes the browser encode frames that are then dropped, which on
-# a 2-core machine steals the CPU the display needs)
+STREAM_EVERY_S = 1 / 18  # the browser offers a frame every 56 ms; the server keeps only the newest
+# (measured on 2 cores: 1/15 s gave 13.7-14.6 displayed fps because of timer jitter and the browser's own
+# waits; 1/18 gives 15-16.5 fps; sending much faster makes the browser encode frames that are then dropped,
+# which steals the CPU the display needs)
 STREAM_TIME_LIMIT_S = 600  # after this the browser re-joins the queue by itself (state survives)
 LIVE_CONCURRENCY = 4  # live viewers served at once
-TEXT_EVERY = 5  # the live numbers are refreshed on every 5th frame
+TEXT_EVERY = 15  # the live numbers are refreshed on every 15th frame (about once a second)
+LIVE_DET_SIZE = 320  # detector input side for the live view: webcam faces are large (dynamic-size models)
 
 
 def live_models(ctx: UiContext, state: ViewerState, engine_name: str) -> LiveModels:
@@ -39,7 +42,8 @@ def live_models(ctx: UiContext, state: ViewerState, engine_name: str) -> LiveMod
 
     spotter = services.spotter
     score = (lambda frame, faces: spotter.score_image(frame, faces)) if spotter is not None else None
-    return LiveModels(detect=analyzer.detect, engine=engine, post_process=post_process, score=score)
+    detect = functools.partial(analyzer.detect, det_size=LIVE_DET_SIZE)
+    return LiveModels(detect=detect, engine=engine, post_process=post_process, score=score)
 
 
 def run_live(ctx: UiContext, frame: Any, state: ViewerState, settings: SwapSettings) -> LiveResult | str:

@@ -45,12 +45,14 @@ def face_weight(size: int = SIZE) -> np.ndarray:
 
 
 def build_tiny_inswapper(
-    path: Path, seed: int = 0, gain: float = 4.0, tint: float = 3.0, face_only: bool = True
+    path: Path, seed: int = 0, gain: float = 4.0, tint: float = 3.0, face_only: bool = True, busy_convs: int = 0
 ) -> Path:
     """output = target + w * (sigmoid(gain * target - gain / 2 + tint * source @ proj) - target) + 0.5 / 255.
 
     w is `face_weight()` (face_only) or 1 everywhere; the 0.5/255 makes the caller's truncation to uint8
-    a rounding, so pixels the swapper leaves alone come back unchanged.
+    a rounding, so pixels the swapper leaves alone come back unchanged. `busy_convs` > 0 adds that many
+    64-channel 3x3 convolutions at 128 px whose result is multiplied by zero: the same output, but a
+    forward that costs real CPU time (about 20 ms each on one core), like a real swapper.
     """
     rng = np.random.default_rng(seed)
     weight = (gain * np.eye(3)).reshape(3, 3, 1, 1).astype(np.float32)
@@ -77,6 +79,20 @@ def build_tiny_inswapper(
         initializer("half_level", np.full(1, 0.5 / 255.0, np.float32)),
         initializer("emap", _emap(rng)),  # must stay last: INSwapper reads graph.initializer[-1]
     ]
+    if busy_convs > 0:
+        nodes[-1] = helper.make_node("Add", ["mixed", "half_level"], ["kept"])
+        wide = (rng.standard_normal((64, 3, 3, 3)) * 0.1).astype(np.float32)
+        square = (rng.standard_normal((64, 64, 3, 3)) * 0.02).astype(np.float32)
+        narrow = (rng.standard_normal((3, 64, 1, 1)) * 0.1).astype(np.float32)
+        inits += [initializer("busy_in", wide), initializer("busy_w", square), initializer("busy_out", narrow)]
+        inits += [initializer("busy_zero", np.zeros((1, 3, 1, 1), np.float32))]
+        nodes.append(helper.make_node("Conv", ["target", "busy_in"], ["busy0"], pads=[1, 1, 1, 1]))
+        for i in range(busy_convs):
+            nodes.append(helper.make_node("Conv", [f"busy{i}", "busy_w"], [f"busy{i + 1}"], pads=[1, 1, 1, 1]))
+        nodes.append(helper.make_node("Conv", [f"busy{busy_convs}", "busy_out"], ["busy_rgb"]))
+        nodes.append(helper.make_node("Mul", ["busy_rgb", "busy_zero"], ["busy_nothing"]))
+        nodes.append(helper.make_node("Add", ["kept", "busy_nothing"], ["output"]))
+        inits.append(inits.pop(inits.index(next(i for i in inits if i.name == "emap"))))  # emap stays last
     inputs, outputs = _io()
     return save_model(helper.make_graph(nodes, "tiny_inswapper", inputs, outputs, inits), path)
 
