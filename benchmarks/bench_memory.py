@@ -1,10 +1,11 @@
 """Peak memory of the app with its models loaded: `python -m benchmarks.bench_memory [--swapper PATH]`.
 
 Starts `python app.py` with the real SCRFD detector from ../shared (or --detector), the random-weight
-inswapper topology (554 MB, like the real file) unless --swapper is given, and an ArcFace-shaped test
-recognizer; runs one photo swap, a few live frames and a detector check through the API, then reads the
-process's peak resident memory (VmHWM). The real recognizer (w600k_r50, 174 MB) and landmarks (5 MB) are
-larger than the stand-ins: their file sizes are added to give the estimate for the default models.
+inswapper topology (554 MB, like the real file) unless --swapper is given, and a random-weight recognizer in
+ArcFace's IResNet-50 layout (174 MB, like w600k_r50); runs one photo swap, a few live frames and a detector
+check through the API, then reads the process's peak resident memory (VmHWM). The real default detector
+(det_10g, 17 MB) and landmarks (5 MB) are larger than the stand-ins used here: their file sizes are added to
+give the estimate for the default models.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.suite import SHARED, test_recognizer, topology_swapper  # noqa: E402
 from tests.app_server import run_app  # noqa: E402
 
-MISSING_REAL_MB = (174_383_860 + 5_030_888 + 16_923_827 - 3_300_000) / 2**20  # w600k_r50 + 2d106det + det_10g - 2.5g
+MISSING_REAL_MB = (5_030_888 + 16_923_827 - 3_300_000) / 2**20  # 2d106det + det_10g - SCRFD 2.5G
 
 
 def status_mb(pid: int) -> dict[str, float]:

@@ -111,10 +111,14 @@ class SwapWorker:
             if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout=wait_s)
 
-    def swaps_per_second(self, now: float | None = None, window_s: float = 5.0) -> float:
+    def swaps_per_second(self, now: float | None = None, window_s: float = 15.0) -> float:
+        """Finished swaps per second over the last `window_s` seconds: from the spacing of the swaps (a
+        plain count per window would only ever read 0.2, 0.4, ... for slow CPU swaps)."""
         now = time.monotonic() if now is None else now
         recent = [t for t in list(self.finished_at) if now - t <= window_s]
-        return len(recent) / window_s if recent else 0.0
+        if len(recent) >= 2 and recent[-1] > recent[0]:
+            return (len(recent) - 1) / (recent[-1] - recent[0])
+        return len(recent) / window_s
 
     def median_swap_seconds(self) -> float | None:
         values = sorted(self.swap_seconds)

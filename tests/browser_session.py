@@ -87,11 +87,11 @@ PROBE_JS = """
     const src = img.src;
     if (!src || src === lastSrc) return;
     lastSrc = src;
-    const probeImage = new Image();
-    probeImage.src = src;
-    try { await probeImage.decode(); } catch (e) { return; }
+    // The page's own <img>: once it has decoded its new picture, read the strip from it (no second decode).
+    try { await img.decode(); } catch (e) { return; }
+    if (img.src !== src) return;  // already replaced by a newer frame
     const now = performance.now();
-    const idx = indexOf(probeImage, probeImage.naturalWidth, probeImage.naturalHeight);
+    const idx = indexOf(img, img.naturalWidth, img.naturalHeight);
     const captured = probe.shown[idx];
     const loopMs = loop * 1000 / 30;  // the fake camera plays the file at 30 fps and loops
     const latency = captured === undefined ? null : (now - captured) % loopMs;

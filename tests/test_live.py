@@ -279,3 +279,11 @@ def test_with_no_face_in_view_the_live_tracker_waits_for_the_next_detection(sear
         assert tracker.update(textured_frame((float(step), 0.0)), detect) == []
     # Clips look for faces on every frame (none is missed); the live view only on every 4th (CPU for the display).
     assert len(calls) == (8 if search_every_frame else 2)
+
+
+def test_swap_rate_comes_from_the_spacing_of_swaps() -> None:
+    worker = SwapWorker(lambda crop, latent, run_options: crop)
+    assert worker.swaps_per_second(now=100.0) == 0.0
+    worker.finished_at.extend([100.0, 103.5, 107.0, 110.5])  # one swap every 3.5 s
+    assert worker.swaps_per_second(now=111.0) == pytest.approx(1 / 3.5)
+    assert worker.swaps_per_second(now=200.0) == 0.0  # nothing finished lately
