@@ -63,6 +63,26 @@ def test_inswapper_construction_prints_nothing(tiny_swapper: Path, capsys: pytes
     assert capsys.readouterr().out == ""
 
 
+def test_emap_is_the_last_initializer_read_without_loading_the_model(tiny_swapper: Path, tmp_path: Path) -> None:
+    import onnx
+
+    from pipelines.engine_inswapper import read_emap
+    from pipelines.errors import ModelError
+
+    expected = onnx.numpy_helper.to_array(onnx.load(str(tiny_swapper)).graph.initializer[-1])
+    np.testing.assert_array_equal(read_emap(tiny_swapper), expected)
+    damaged = tmp_path / "damaged.onnx"
+    damaged.write_bytes(tiny_swapper.read_bytes()[:-5000])  # cut inside the last initializer
+    with pytest.raises(ModelError, match="could not be read as an inswapper model"):
+        read_emap(damaged)
+    other = tmp_path / "other.onnx"  # a valid ONNX file whose last initializer is not a 512x512 emap
+    model = onnx.load(str(tiny_swapper))
+    model.graph.initializer.pop()
+    onnx.save(model, str(other))
+    with pytest.raises(ModelError, match="not an inswapper model"):
+        read_emap(other)
+
+
 def test_latent_is_normalised_embedding_times_emap(engine: InswapperEngine) -> None:
     rng = np.random.default_rng(0)
     embedding = rng.standard_normal(512).astype(np.float32)
