@@ -20,6 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -77,23 +79,22 @@ def run(engine: str, seconds: float, detector: Path, swapper: Path, workdir: Pat
 
 
 def server_cpu_after_stop(app: Any, step_s: float = 0.25, span_s: float = 3.0) -> dict[str, Any]:
-    """The server's CPU use (cores) in short windows after the stream was stopped, and when it went back to
-    idle (under 0.1 core: an idle Gradio server's event loop alone uses 0.04-0.06)."""
+    """The server's CPU use (cores) in short windows after the stream was stopped, and from when on it stayed
+    idle on average (under 0.1 core: an idle Gradio server's event loop alone uses 0.04-0.06)."""
     import time
 
-    shares, idle_at = [], None
+    shares: list[float] = []
     started = time.monotonic()
     last_cpu, last_t = app.cpu_seconds(), started
     while time.monotonic() - started < span_s:
         time.sleep(step_s)
         cpu, now = app.cpu_seconds(), time.monotonic()
-        share = (cpu - last_cpu) / (now - last_t)
-        shares.append(round(share, 2))
-        if share < IDLE_CORES and idle_at is None:
-            idle_at = round(last_t - started, 2)
-        elif share >= IDLE_CORES:
-            idle_at = None
+        shares.append(round((cpu - last_cpu) / (now - last_t), 2))
         last_cpu, last_t = cpu, now
+    idle_at = next(
+        (i * step_s for i in range(len(shares)) if shares[i] < IDLE_CORES and np.mean(shares[i:]) < IDLE_CORES),
+        None,
+    )
     return {"server_cores_after_stop": shares, "server_idle_after_stop_s": idle_at}
 
 

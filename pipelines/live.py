@@ -42,7 +42,7 @@ class LiveSettings:
     detect_every: int = 12  # detector on every n-th frame (0.8 s at 15 fps), keypoint tracking in between
     max_faces: int = 2  # faces swapped at once in the live view (largest first)
     direct_budget_s: float = 0.045  # a swapper faster than this per face swaps every frame directly
-    idle_stop_s: float = 1.0  # the swap worker stops (cutting a running swap short) after this long without frames
+    idle_stop_s: float = 0.6  # the swap worker stops (cutting a running swap short) after this long without frames
     score_every: int = 6  # the detector scores every n-th displayed frame (2-3 times a second)
 
 

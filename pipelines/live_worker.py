@@ -52,7 +52,7 @@ class SwapOutput:
 class SwapWorker:
     """One per viewer. Thread-safe between the display path (submit/latest) and its own thread."""
 
-    def __init__(self, forward: ForwardFn, idle_stop_s: float = 1.0, name: str = "swap-worker") -> None:
+    def __init__(self, forward: ForwardFn, idle_stop_s: float = 0.6, name: str = "swap-worker") -> None:
         self._forward = forward
         self._idle_stop_s = idle_stop_s
         self._name = name
