@@ -53,7 +53,19 @@ def page_numbers(text: str) -> dict[str, Any]:
     return out
 
 
+def machine_speed_ms(detector: Path) -> float:
+    """A reference for how fast this machine is right now: SCRFD on one 640x480 frame (median ms, 2 threads).
+    Shared or virtual machines vary; compare live figures only between runs with similar references."""
+    from benchmarks.suite import median_ms, scene
+    from pipelines.face_analysis import FaceAnalyzer
+
+    analyzer = FaceAnalyzer.from_paths(detector)
+    frame = scene(640, 480)
+    return round(median_ms(lambda: analyzer.detect(frame), repeats=15), 1)
+
+
 def run(engine: str, seconds: float, detector: Path, swapper: Path, workdir: Path, precision: str) -> dict[str, Any]:
+    reference = machine_speed_ms(detector)
     recognizer = build_fake_arcface(workdir / "rec.onnx")
     camera, _ = write_camera(load_image(ROOT / "examples" / "astronaut.png"), workdir / "camera.y4m")
     args = ["--no-download", "--detector", str(detector), "--recognizer", str(recognizer), "--swapper", str(swapper)]
@@ -71,6 +83,7 @@ def run(engine: str, seconds: float, detector: Path, swapper: Path, workdir: Pat
     return {
         "engine": engine,
         "precision": precision if engine == "inswapper" else None,
+        "reference_detect_ms": reference,
         **figures,
         **page_numbers(stats),
         "page_text": stats.splitlines()[0],
@@ -129,13 +142,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"Live benchmark, {args.seconds:.0f} s per engine, swapper: {note}, detector: {args.detector.name}")
     header = f"{'engine':<16} {'display fps':>11} {'latency p50':>12} {'latency p90':>12} {'swaps/s':>8}  mode"
-    print(f"{header}  server idle after stop")
+    print(f"{header}  server idle after stop  (machine reference: SCRFD 640x480 in ms)")
     for r in rows:
         idle = r.get("server_idle_after_stop_s")
         print(
             f"{label(r):<16} {r['display_fps']:>11.1f} {r['latency_median_ms']:>10.0f}ms "
             f"{r['latency_p90_ms']:>10.0f}ms {r.get('page_swaps_per_s', float('nan')):>8.2f}  {r.get('mode', '?')}"
-            f"  {'not within 3 s' if idle is None else f'{idle:.2f} s'}"
+            f"  {'not within 3 s' if idle is None else f'{idle:.2f} s':>22}  ({r['reference_detect_ms']:.0f} ms)"
         )
     return 0
 
