@@ -58,14 +58,17 @@ PROBE_JS = """
 ([strip, level0, step, loop]) => {
   const probe = { shown: {}, outputs: [], started: performance.now() };
   window.__probe = probe;
+  // A small fixed canvas: only a 96 px patch from the middle of the strip is read (the probe must cost the
+  // page it measures as little as possible: no canvas resize, a 96x12 read instead of a full-width one).
+  const patch = 96;
   const canvas = document.createElement('canvas');
+  canvas.width = patch; canvas.height = strip;
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
   const indexOf = (source, w, h) => {
-    canvas.width = w; canvas.height = strip;
-    ctx.drawImage(source, 0, 0, w, strip, 0, 0, w, strip);  // only the strip: keep the probe cheap
-    const data = ctx.getImageData(8, 2, w - 16, strip - 4).data;
+    ctx.drawImage(source, Math.floor(w / 2 - patch / 2), 0, patch, strip, 0, 0, patch, strip);
+    const data = ctx.getImageData(0, 2, patch, strip - 4).data;
     const values = [];
-    for (let i = 0; i < data.length; i += 4 * 7) {
+    for (let i = 0; i < data.length; i += 4 * 3) {
       values.push(0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2]);
     }
     values.sort((a, b) => a - b);
