@@ -648,7 +648,14 @@ CARDS: tuple[Card, ...] = (
         "Blending edges",
         "Look at the outline of the face and a square around it: a sudden change in sharpness, grain or a faint "
         "halo where a pasted face was blended in.",
-        ("boundary_detail_step", "boundary_fine_step", "oval_detail_step", "oval_fine_step", "oval_noise_step"),
+        (
+            "boundary_detail_step",
+            "boundary_fine_step",
+            "oval_detail_step",
+            "oval_fine_step",
+            "oval_noise_step",
+            "learned_texture",
+        ),
         "measured as steps in detail and grain across the blend seams",
     ),
     Card(
@@ -662,6 +669,7 @@ CARDS: tuple[Card, ...] = (
             "fine_vs_coarse_detail",
             "fine_vs_coarse_inside",
             "noise_vs_surroundings",
+            "full_res_detail",
         ),
         "measured as fine detail and camera grain of the face against its surroundings",
     ),

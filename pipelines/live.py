@@ -40,6 +40,7 @@ ScoreFn = Callable[[ImageRGB, list[Face]], Any]  # detector verdict for the disp
 @dataclass(frozen=True)
 class LiveSettings:
     detect_every: int = 12  # detector on every n-th frame (0.8 s at 15 fps), keypoint tracking in between
+    search_every: int = 3  # with no face followed (none in view, or one missed), look again every n-th frame
     max_faces: int = 2  # faces swapped at once in the live view (largest first)
     direct_budget_s: float = 0.045  # a swapper faster than this per face swaps every frame directly
     idle_stop_s: float = 0.6  # the swap worker stops (cutting a running swap short) after this long without frames
@@ -98,7 +99,8 @@ class LiveSession:
     last_verdict: Any | None = None
 
     def __post_init__(self) -> None:
-        self.tracker = FaceTracker(TrackerSettings(detect_every=self.settings.detect_every, search_every_frame=False))
+        settings = TrackerSettings(detect_every=self.settings.detect_every, search_every=self.settings.search_every)
+        self.tracker = FaceTracker(settings)
 
     # 1. Source handling ---------------------------------------------------------------------------------
     def set_source(self, source: PreparedSource | None, label: str = "") -> None:

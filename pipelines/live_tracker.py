@@ -29,7 +29,7 @@ class TrackerSettings:
     max_flow_error: float = 12.0  # LK error above which a point counts as lost
     min_points: int = 4  # re-detect when fewer keypoints than this are followed reliably
     max_faces: int = 4  # faces followed at once (largest first)
-    search_every_frame: bool = True  # with no face in view, detect on every frame (clips: no face is missed)
+    search_every: int = 1  # with no face followed, detect on every n-th frame (clips: 1, no face is missed)
 
 
 @dataclass
@@ -51,13 +51,12 @@ class FaceTracker:
     def update(self, frame: ImageRGB, detect: Callable[[ImageRGB], list[Face]]) -> list[Face]:
         """Faces in this frame: detected (every n-th frame or when lost) or followed from the last frame."""
         gray, scale = _small_gray(frame)
-        due = self.frames_since_detection + 1 >= self.settings.detect_every
+        every = self.settings.detect_every if self.faces else self.settings.search_every
+        due = self.frames_since_detection + 1 >= every
         tracked: list[Face] | None = None
         if not due and self._prev_gray is not None and self._prev_gray.shape == gray.shape:
-            if self.faces:
-                tracked = self._follow(self._prev_gray, gray, scale)
-            elif not self.settings.search_every_frame:
-                tracked = []  # no face in view: wait for the next due detection (live: keep the CPU)
+            # Follow the faces; with none in view, wait for the next search (live: keeps the CPU for the page).
+            tracked = self._follow(self._prev_gray, gray, scale) if self.faces else []
         if tracked is None:
             self.faces = detect(frame)[: self.settings.max_faces]
             self.frames_since_detection = 0

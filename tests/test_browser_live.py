@@ -145,19 +145,30 @@ def test_two_pages_with_different_sources_each_only_ever_show_their_own(
         for index, page in pages.items():
             page.page.wait_for_function("() => (window.__probe?.outputs.length || 0) >= 5", timeout=60_000)
             statuses[index] = page.text("source-status")
-        for _ in range(4):  # sampled while both keep streaming
+        for _ in range(6):  # sampled while both keep streaming
             for index, page in pages.items():
                 shown[index].append(page.output_image())
-            time.sleep(0.4)
+            time.sleep(0.3)
     assert statuses[0] != statuses[1]
     # 2. What each source does to a face, from the API (two more sessions).
     names = {0: "astronaut", 1: "cameraman"}
     clients = {index: Client(live_app.url, verbose=False) for index in (0, 1)}
+    options = ("inswapper", "all", False, True)
+    first = tmp_path / "first.png"
+    save_image(np.ascontiguousarray(frames[0][:, ::-1]), first)
     for index, api in clients.items():
         api.predict(None, names[index], False, api_name="/choose_source")
         assert names[index] in statuses[index]
-    # 3. Every displayed frame carries the tint of its own page's source, never the other one's.
+        for _ in range(40):  # the first calls of a session hand the swap to its worker (decoupled mode)
+            _, detail = api.predict(handle_file(str(first)), *options, api_name="/swap_frame")
+            if detail["mode"] == "direct" and not detail["message"]:
+                break
+            time.sleep(0.1)
+        assert detail["mode"] == "direct", "the tiny swapper is fast enough for direct mode"
+    # 3. Every displayed frame that shows a swap carries the tint of its own page's source, never the other
+    #    one's (a frame may show no swap for a moment, e.g. while the face is searched for again).
     for index, outputs in shown.items():
+        swapped = 0
         for output in outputs:
             camera_frame = np.ascontiguousarray(frames[decode_index(output)][:, ::-1])
             face = analyzer.detect(camera_frame)[0]
@@ -165,15 +176,17 @@ def test_two_pages_with_different_sources_each_only_ever_show_their_own(
             save_image(camera_frame, tmp_path / "frame.png")
             expected = {}
             for source, api in clients.items():
-                image, detail = api.predict(
-                    handle_file(str(tmp_path / "frame.png")), "inswapper", "all", False, True, api_name="/swap_frame"
-                )
+                image, detail = api.predict(handle_file(str(tmp_path / "frame.png")), *options, api_name="/swap_frame")
                 assert detail["source"] == names[source]
                 expected[source] = _tint(load_image(image), camera_frame, box)
             got = _tint(output, camera_frame, box)
             own, other = (np.linalg.norm(got - expected[s]) for s in (index, 1 - index))
             assert np.linalg.norm(expected[0] - expected[1]) > 5.0, "the two sources must tint differently"
+            if min(own, other) >= np.linalg.norm(got):
+                continue  # closer to no swap at all than to either source: this frame shows no swap
+            swapped += 1
             assert own < other / 2, f"page {index} shows a face closer to the other source ({own:.1f} vs {other:.1f})"
+        assert swapped >= len(outputs) // 2, f"page {index}: only {swapped} of {len(outputs)} frames showed a swap"
 
 
 @pytest.fixture(scope="module")

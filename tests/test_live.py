@@ -266,19 +266,20 @@ def test_frames_stopping_ends_the_worker_within_two_seconds_even_mid_swap(slow_f
     assert slow_forward.finished == []  # type: ignore[attr-defined]  # the swap was cut short, not finished
 
 
-@pytest.mark.parametrize("search_every_frame", [True, False])
-def test_with_no_face_in_view_the_live_tracker_waits_for_the_next_detection(search_every_frame: bool) -> None:
+@pytest.mark.parametrize("search_every", [1, 3])
+def test_with_no_face_in_view_the_tracker_searches_every_few_frames(search_every: int) -> None:
     calls = []
 
     def detect(frame: np.ndarray) -> list[Face]:
         calls.append(1)
         return []
 
-    tracker = FaceTracker(TrackerSettings(detect_every=4, search_every_frame=search_every_frame))
-    for step in range(8):
+    tracker = FaceTracker(TrackerSettings(detect_every=12, search_every=search_every))
+    for step in range(9):
         assert tracker.update(textured_frame((float(step), 0.0)), detect) == []
-    # Clips look for faces on every frame (none is missed); the live view only on every 4th (CPU for the display).
-    assert len(calls) == (8 if search_every_frame else 2)
+    # Clips look for faces on every frame (none is missed); the live view on every 3rd (CPU for the display),
+    # and both much sooner than the every-12th-frame re-detection of a followed face.
+    assert len(calls) == (9 if search_every == 1 else 3)
 
 
 def test_swap_rate_comes_from_the_spacing_of_swaps() -> None:

@@ -14,9 +14,11 @@ import pytest
 
 from pipelines.face_analysis import FaceAnalyzer
 from pipelines.image_io import load_image
+from pipelines.spot import Spotter
 from pipelines.spot.data import PhotoFace, pseudo_fake_samples
+from pipelines.spot.evaluate import score_samples
 from pipelines.spot.metrics import roc_auc
-from pipelines.spot.model import WEIGHTS_PATH, load_model
+from pipelines.spot.model import WEIGHTS_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.shared
@@ -91,7 +93,8 @@ def test_committed_weights_still_detect_held_out_pseudo_fakes(shared_dir: Path, 
         images[name] = load_image(shared_dir / "data" / "faces" / name)
         face = analyzer.detect(images[name])[0]
         faces.append(PhotoFace(name, i, face.box, face.kps, face.size))
-    samples = pseudo_fake_samples(faces, images, per_face=4, seed=99, oval_probability=0.0)
-    scores = load_model().predict(samples.features, samples.scales)
+    spotter = Spotter()  # the committed weights, with the texture net when they use it
+    samples = pseudo_fake_samples(faces, images, 4, 99, 0.0, keep_crops=spotter.texture_net is not None)
+    scores = score_samples(spotter, samples)
     assert roc_auc(samples.labels, scores) >= 0.8
     assert float(np.mean(scores[samples.labels == 0] >= 0.5)) <= 0.25

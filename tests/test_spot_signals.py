@@ -36,7 +36,8 @@ def test_blurred_inside_lowers_detail_signals() -> None:
     blurred = cv2.resize(cv2.resize(image, None, fx=1 / 3, fy=1 / 3, interpolation=cv2.INTER_AREA), image.shape[1::-1])
     pasted = (blurred * mask + image * (1 - mask)).astype(np.uint8)
     real, fake = extract_signals(image, kps).values, extract_signals(pasted, kps).values
-    for name in ("detail_vs_surroundings", "detail_vs_edge", "fine_vs_coarse_detail", "boundary_detail_step"):
+    detail = ("detail_vs_surroundings", "detail_vs_edge", "fine_vs_coarse_detail", "boundary_detail_step")
+    for name in (*detail, "full_res_detail"):
         assert fake[name] < real[name] - 0.5, name
     # colour was not touched: colour signals barely move
     assert abs(fake["colour_mismatch"] - real["colour_mismatch"]) < 0.3
@@ -66,3 +67,10 @@ def test_flicker_is_higher_when_only_the_inside_changes() -> None:
     assert flicker(base, inside_changes) > 1.0
     assert abs(flicker(base, everywhere)) < 0.3
     assert flicker(base, base) == pytest.approx(0.0)
+
+
+def test_full_res_detail_is_zero_for_small_faces() -> None:
+    image, kps = textured_scene()
+    small = cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)  # 1.5 px per unit
+    assert extract_signals(small, kps * 0.5).values["full_res_detail"] == 0.0
+    assert extract_signals(image, kps).values["full_res_detail"] != 0.0

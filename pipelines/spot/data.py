@@ -8,6 +8,9 @@
 4. `identity_blend_samples`: two-identity blends (training experiments only, off by default);
    `classic_samples` / `classic_engine_samples`: classic swaps for evaluation (cheapfake.py / the app's
    ClassicEngine), donors chosen by the caller (the evaluation passes held-out identities only).
+
+Every sample function can also keep each picture's texture-net input (`keep_crops`, see
+`signals.texture_crop`), for training the net and for scoring with it.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class SampleSet:
     labels: NDArray[np.int64]  # (N,) 1 = fake
     sizes: NDArray[np.float64]  # (N,) face size in pixels
     identities: NDArray[np.int64]  # (N,)
+    crops: NDArray[np.uint8]  # (N, CROP_SIZE, CROP_SIZE, 4) texture-net inputs (empty (0,) unless kept)
 
     @classmethod
     def concat(cls, parts: Sequence[SampleSet]) -> SampleSet:
@@ -119,27 +123,37 @@ def random_size(rng: np.random.Generator, face_size: float) -> float:
 class _Collector:
     """Accumulates signal rows into a SampleSet."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_crops: bool = False) -> None:
         self.rows: list[tuple[NDArray[np.float64], float, int, float, int]] = []
+        self.crops: list[NDArray[np.uint8]] = []
+        self.keep_crops = keep_crops
 
     def add(self, picture: ImageRGB, kps: Keypoints5, label: int, size: float, identity: int) -> None:
         sig: FaceSignals = extract_signals(picture, kps)
         self.rows.append((sig.vector(), sig.face_scale, label, size, identity))
+        if self.keep_crops and sig.crop is not None:
+            self.crops.append(sig.crop)
 
     def result(self) -> SampleSet:
-        cols = list(zip(*self.rows, strict=True))
-        return SampleSet(*(np.array(c) for c in cols))
+        features, scales, labels, sizes, identities = (np.array(c) for c in zip(*self.rows, strict=True))
+        crops = np.stack(self.crops) if self.crops else np.zeros((len(self.rows), 0), np.uint8)
+        return SampleSet(features, scales, labels, sizes, identities, crops)
 
 
 def pseudo_fake_samples(
-    faces: Sequence[PhotoFace], images: dict[str, ImageRGB], per_face: int, seed: int, oval_probability: float = 0.0
+    faces: Sequence[PhotoFace],
+    images: dict[str, ImageRGB],
+    per_face: int,
+    seed: int,
+    oval_probability: float = 0.0,
+    keep_crops: bool = False,
 ) -> SampleSet:
     """`per_face` real / pseudo-fake pairs per face, at random sizes, with their signals.
 
     `oval_probability`: share of pseudo-fakes blended with a face-oval mask instead of the swapper's square.
     """
     rng = np.random.default_rng(seed)
-    out = _Collector()
+    out = _Collector(keep_crops)
     for face in faces:
         for _ in range(per_face):
             # 1. A random face size and mirror, then a pair with the same post-processing.
@@ -153,7 +167,12 @@ def pseudo_fake_samples(
 
 
 def identity_blend_samples(
-    faces: Sequence[PhotoFace], images: dict[str, ImageRGB], per_face: int, seed: int
+    faces: Sequence[PhotoFace],
+    images: dict[str, ImageRGB],
+    per_face: int,
+    seed: int,
+    keep_crops: bool = False,
+    colour_strength: tuple[float, float] = (0.5, 1.0),
 ) -> SampleSet:
     """`per_face` real / two-identity-blend pairs per face (see pseudofake.make_identity_blend).
 
@@ -161,7 +180,7 @@ def identity_blend_samples(
     Target and donor are rescaled to independent random sizes.
     """
     rng = np.random.default_rng(seed)
-    out = _Collector()
+    out = _Collector(keep_crops)
     for face in faces:
         donors = [f for f in faces if f.identity != face.identity]
         for _ in range(per_face):
@@ -171,7 +190,7 @@ def identity_blend_samples(
             src, src_kps = rescale_face(
                 images[donor.photo], donor.kps, donor.box, random_size(rng, donor.size), flip=bool(rng.random() < 0.5)
             )
-            pair = make_identity_blend(image, kps, src, src_kps, rng)
+            pair = make_identity_blend(image, kps, src, src_kps, rng, colour_strength=colour_strength)
             out.add(pair.real, pair.kps, 0, target, face.identity)
             out.add(pair.fake, pair.kps, 1, target, face.identity)
     return out.result()
@@ -184,6 +203,7 @@ def classic_samples(
     per_face: int,
     seed: int,
     native: bool = False,
+    keep_crops: bool = False,
 ) -> SampleSet:
     """Classic-engine swaps: each target face gets a different person's face.
 
@@ -191,7 +211,7 @@ def classic_samples(
     faces are rescaled to independent random sizes.
     """
     rng = np.random.default_rng(seed)
-    out = _Collector()
+    out = _Collector(keep_crops)
     for face in targets:
         donors = [f for f in sources if f.identity != face.identity]
         for _ in range(per_face):
@@ -212,14 +232,19 @@ def classic_samples(
 
 
 def classic_engine_samples(
-    targets: Sequence[PhotoFace], sources: Sequence[PhotoFace], images: dict[str, ImageRGB], per_face: int, seed: int
+    targets: Sequence[PhotoFace],
+    sources: Sequence[PhotoFace],
+    images: dict[str, ImageRGB],
+    per_face: int,
+    seed: int,
+    keep_crops: bool = False,
 ) -> SampleSet:
     """Swaps made by the app's own classic engine (`pipelines.engine_classic.ClassicEngine`), photos at
     their own size: each target face gets a different person's face from `sources`; same JPEG on both."""
     rng = np.random.default_rng(seed)
     engine = ClassicEngine()
     settings = SwapSettings(engine="classic")
-    out = _Collector()
+    out = _Collector(keep_crops)
     for face in targets:
         donors = [f for f in sources if f.identity != face.identity]
         image = images[face.photo]

@@ -32,7 +32,6 @@ from pipelines.spot.data import (
     split_identities,
 )
 from pipelines.spot.metrics import format_report, report
-from pipelines.spot.model import SpotModel, load_model
 from pipelines.spot.pseudofake import jpeg, make_pseudo_fake, rescale_face
 from pipelines.spot.signals import extract_signals, flicker
 from pipelines.spot.spotter import Spotter
@@ -40,8 +39,12 @@ from pipelines.spot.train import DEFAULT_DETECTOR, DEFAULT_FACES, HELD_OUT_FRACT
 from pipelines.types import ImageRGB
 
 
-def score_samples(model: SpotModel, samples: SampleSet) -> np.ndarray:
-    return model.predict(samples.features, samples.scales)
+def score_samples(spotter: Spotter, samples: SampleSet) -> np.ndarray:
+    """Scores of signal samples; the texture net's output is appended when the model uses it."""
+    features = samples.features
+    if spotter.texture_net is not None:
+        features = np.c_[features, spotter.texture_net.logits(samples.crops)]
+    return spotter.model.predict(features, samples.scales)
 
 
 def evaluate_folders(spotter: Spotter, analyzer: FaceAnalyzer, fakes: Path, reals: Path) -> dict[str, object]:
@@ -103,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-face", type=int, default=8, help="held-out pseudo-fake pairs per face")
     parser.add_argument("--classic-per-face", type=int, default=6, help="classic swaps per held-out face")
     parser.add_argument("--seed", type=int, default=SEED, help="must match the training seed for the split")
+    parser.add_argument("--weights", type=Path, help="weights JSON to evaluate (default: the committed ones)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--skip-builtin", action="store_true", help="only evaluate --fakes/--reals")
     args = parser.parse_args(argv)
@@ -113,32 +117,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: face detector not found: {args.detector}", file=sys.stderr)
         return 2
     start = time.time()
-    spotter = Spotter()
-    model = spotter.model if isinstance(spotter.model, SpotModel) else load_model()
+    spotter = Spotter(weights_path=args.weights)
+    crops = spotter.texture_net is not None
     reports: list[dict[str, object]] = []
     # 1-3. The built-in sets, made from held-out identities of the real photos.
     if not args.skip_builtin and args.faces.is_dir():
         faces, images = load_faces(args.faces, args.detector)
         _, held_ids = split_identities(faces, HELD_OUT_FRACTION, args.seed)
         held = [f for f in faces if f.identity in held_ids]
-        pseudo = pseudo_fake_samples(held, images, args.per_face, args.seed + 100, oval_probability=0.0)
-        reports.append(
-            report(
-                "held-out pseudo-fakes (inswapper geometry)", pseudo.labels, score_samples(model, pseudo), pseudo.sizes
-            )
-        )
+        pseudo = pseudo_fake_samples(held, images, args.per_face, args.seed + 100, 0.0, keep_crops=crops)
+        title = "held-out pseudo-fakes (inswapper geometry)"
+        reports.append(report(title, pseudo.labels, score_samples(spotter, pseudo), pseudo.sizes))
         # Donors are held-out identities too: no face of a training identity appears in an evaluation swap.
         per = args.classic_per_face
-        native = classic_samples(held, held, images, per, args.seed + 200, native=True)
+        native = classic_samples(held, held, images, per, args.seed + 200, native=True, keep_crops=crops)
         reports.append(
-            report("classic swaps, photos at own size", native.labels, score_samples(model, native), native.sizes)
+            report("classic swaps, photos at own size", native.labels, score_samples(spotter, native), native.sizes)
         )
-        mixed = classic_samples(held, held, images, per, args.seed + 300)
-        reports.append(report("classic swaps, random sizes", mixed.labels, score_samples(model, mixed), mixed.sizes))
-        engine = classic_engine_samples(held, held, images, per, args.seed + 500)
-        reports.append(
-            report("ClassicEngine swaps, photos at own size", engine.labels, score_samples(model, engine), engine.sizes)
-        )
+        mixed = classic_samples(held, held, images, per, args.seed + 300, keep_crops=crops)
+        reports.append(report("classic swaps, random sizes", mixed.labels, score_samples(spotter, mixed), mixed.sizes))
+        engine = classic_engine_samples(held, held, images, per, args.seed + 500, keep_crops=crops)
+        title = "ClassicEngine swaps, photos at own size"
+        reports.append(report(title, engine.labels, score_samples(spotter, engine), engine.sizes))
         real_f, fake_f = simulated_flicker(held[:10], images, 6, args.seed + 400)
         labels = np.r_[np.zeros(len(real_f), int), np.ones(len(fake_f), int)]
         rep = report(

@@ -62,6 +62,11 @@ SENTENCES: dict[str, tuple[str, str]] = {
         "The finest detail fades just inside the outline of the face compared with just outside it.",
         "The finest detail is the same just inside and just outside the outline of the face.",
     ),
+    "full_res_detail": (
+        "Looking at the photo's full resolution, the middle of the face lacks the finest detail that the hair "
+        "and background have: it looks copied in from a smaller picture.",
+        "At the photo's full resolution, the middle of the face has as much fine detail as its surroundings.",
+    ),
     "context_sharpness": (
         "How sharp the whole photo is sets what a real face in it should look like; here that counts towards a swap.",
         "How sharp the whole photo is sets what a real face in it should look like; here that counts towards real.",
@@ -82,6 +87,11 @@ SENTENCES: dict[str, tuple[str, str]] = {
         "The brightness jumps along the edge of the square where a swap tool blends its face in.",
         "No brightness jump along the edge where a swap tool would blend.",
     ),
+    "learned_texture": (
+        "A small neural network trained on real faces and blended faces finds the look of a pasted-in face "
+        "here (its outline, shading or texture do not fit the head around it).",
+        "A small neural network trained on real faces and blended faces sees nothing pasted-in about this face.",
+    ),
     "colour_mismatch": (
         "The face's colour or lighting does not quite match the neck, ears and forehead around it.",
         "The face's colour and lighting match its surroundings.",
@@ -94,9 +104,17 @@ DETAIL_SIGNALS = (
     "fine_vs_coarse_detail",
     "fine_vs_coarse_inside",
     "noise_vs_surroundings",
+    "full_res_detail",
 )
 SQUARE_SIGNALS = ("boundary_detail_step", "boundary_fine_step", "boundary_colour_step", "boundary_light_step")
-OVAL_SIGNALS = ("oval_detail_step", "oval_noise_step", "oval_fine_step", "oval_colour_step", "colour_mismatch")
+OVAL_SIGNALS = (
+    "oval_detail_step",
+    "oval_noise_step",
+    "oval_fine_step",
+    "oval_colour_step",
+    "colour_mismatch",
+    "learned_texture",  # the net's evidence is drawn where blends sit: the outline of the face
+)
 
 
 def signal_sentence(name: str, contribution: float) -> str:

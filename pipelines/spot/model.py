@@ -198,3 +198,42 @@ def calibrate(
         float(a),
         b,
     )
+
+
+def fuse_signal(
+    model: SpotModel,
+    name: str,
+    features: NDArray[np.float64],
+    scales: NDArray[np.float64],
+    extra: NDArray[np.float64],
+    labels: NDArray[np.int64],
+    fake_prior: float = 0.5,
+) -> SpotModel:
+    """Add one more signal (e.g. a learned score) to a fitted model and calibrate both together.
+
+    On held-aside samples (never used to fit `model` or to train whatever produced `extra`): fit
+    sigmoid(a * logit + c * z + b), where logit is `model`'s uncalibrated logit and z the new signal
+    standardised on these samples. The result is a model with one more column whose weight is c / a,
+    so its contribution a * (c / a) * z = c * z and the other contributions keep their meaning.
+    `fake_prior` re-weights the classes as in `calibrate`.
+    """
+    raw = SpotModel(
+        model.names, model.mean, model.std, model.weights, model.size_weights, model.scale_weight, model.bias
+    )
+    mean, std = float(np.mean(extra)), float(np.std(extra) + 1e-6)
+    x = np.stack([raw.logit(features, scales), (np.asarray(extra, np.float64) - mean) / std], axis=1)
+    y = labels.astype(np.float64)
+    n_fake, n_real = max(y.sum(), 1.0), max((1 - y).sum(), 1.0)
+    weight = np.where(y > 0.5, fake_prior / n_fake, (1.0 - fake_prior) / n_real)
+    (a, c), b = fit_logistic(x, y, l2=0.0, sample_weight=weight)
+    return SpotModel(
+        (*model.names, name),
+        np.r_[model.mean, mean],
+        np.r_[model.std, std],
+        np.r_[model.weights, c / a],
+        np.r_[model.size_weights, 0.0],
+        model.scale_weight,
+        model.bias,
+        float(a),
+        b,
+    )

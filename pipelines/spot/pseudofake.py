@@ -251,13 +251,14 @@ def make_identity_blend(
     donor_kps: Keypoints5,
     rng: np.random.Generator,
     jpeg_probability: float = 0.7,
+    colour_strength: tuple[float, float] = (0.5, 1.0),
 ) -> PseudoFakePair:
     """A real photo and a blend of ANOTHER real person's face into it (same JPEG on both).
 
     1. the donor face is cropped in its aligned frame at a random resolution (64-320 px) and warped onto
        the target's keypoints with pose jitter (scale +-4 %, rotation +-3 deg, shift +-2.5 units);
     2. its RGB mean / spread (measured on the donor's and the target's face cores) move towards the
-       target's by a random strength 0.5-1;
+       target's by a random strength drawn from `colour_strength` (default 0.5-1);
     3. it is blended through `hull_mask` times a blend ratio from {0.7, 0.85, 1, 1}.
     """
     height, width = image.shape[:2]
@@ -279,7 +280,7 @@ def make_identity_blend(
     core[40:100, 36:92] = 1.0
     target_on = cv2.warpAffine(core, invert_affine(m128), (width, height)) > 0.5
     moved = match_rgb_statistics(warped.astype(np.float32), image, target_on, target_on)
-    strength = rng.uniform(0.5, 1.0)
+    strength = rng.uniform(*colour_strength)
     face = warped.astype(np.float32) * (1.0 - strength) + moved * strength
     # 3. Blend through a random face hull.
     mask = hull_mask((height, width), m128, rng) * float(rng.choice((0.7, 0.85, 1.0, 1.0)))

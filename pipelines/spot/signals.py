@@ -34,6 +34,8 @@ FRAME_SIZE = int((128 + 2 * MARGIN_UNITS) * PIXELS_PER_UNIT)  # 384
 BLOCK = 8
 """Block side (analysis pixels) of the texture-energy grid: 4 aligned units."""
 GRID = FRAME_SIZE // BLOCK  # 48 blocks a side
+CROP_SIZE = 128
+"""Side (pixels) of the whole analysis frame shrunk for the learned texture net (1.5 aligned units a pixel)."""
 EPS_ENERGY = 0.25
 """Floor added to energies (8-bit units squared), so flat or tiny faces give ratios near 0, not noise."""
 
@@ -52,6 +54,7 @@ SIGNAL_NAMES: tuple[str, ...] = (
     "boundary_colour_step",  # chroma step across the square's seam, trend removed
     "boundary_light_step",  # lightness step across the square's seam, trend removed
     "colour_mismatch",  # median LAB of the face core vs the outer ring, in units of the ring's spread
+    "full_res_detail",  # detail finer than the analysis frame (photo's own resolution): face core vs the ring
     "context_sharpness",  # context, not evidence: how much fine detail the surroundings have
     "context_fine_vs_coarse",  # context: fine / coarse detail of the surroundings (blur, JPEG)
 )
@@ -66,6 +69,7 @@ class FaceSignals:
     face_scale: float  # log2(image pixels per aligned unit): 0 = the 128 square is 128 px on screen
     texture: NDArray[np.float32]  # (GRID, GRID) log block energy above the 128-grid Nyquist
     matrix: Matrix2x3  # image pixels -> analysis frame pixels
+    crop: NDArray[np.uint8] | None = None  # (CROP_SIZE, CROP_SIZE, 4) see `texture_crop`, for the texture net
 
     def vector(self) -> NDArray[np.float64]:
         return np.array([self.values[name] for name in SIGNAL_NAMES], dtype=np.float64)
@@ -119,6 +123,50 @@ def warp_to_frame(image: ImageRGB, matrix: Matrix2x3) -> NDArray[np.uint8]:
     return _warp(small, adjusted)
 
 
+FULL_RES_MAX_PPU = 4.0
+"""Highest resolution (pixels per aligned unit) the full-resolution detail band is measured at."""
+FULL_RES_MIN_PPU = 2.4
+"""Faces with fewer image pixels per unit than this have no detail finer than the analysis frame: signal 0."""
+
+
+def full_res_detail(image: ImageRGB, matrix: Matrix2x3) -> float:
+    """Log energy of the detail finer than the analysis frame (above 1 cycle per aligned unit, measured at
+    the photo's own resolution up to FULL_RES_MAX_PPU), in the face's core vs the outer ring.
+
+    A face pasted from a source aligned at 2 pixels per unit or less (a 256 px aligned crop, a 128 px
+    generator) has none of this band, while the hair and background keep it. 0 for small faces.
+    """
+    ppu = PIXELS_PER_UNIT / similarity_scale(matrix)  # image pixels per aligned unit
+    if ppu < FULL_RES_MIN_PPU:
+        return 0.0
+    # 1. The frame's footprint, in grey, shrunk (area average) to at most FULL_RES_MAX_PPU.
+    inv = cv2.invertAffineTransform(matrix)
+    corners = np.array([[0, 0], [FRAME_SIZE, 0], [0, FRAME_SIZE], [FRAME_SIZE, FRAME_SIZE]], np.float64)
+    pts = corners @ inv[:, :2].T + inv[:, 2]
+    h, w = image.shape[:2]
+    x0, y0 = (max(int(np.floor(v)) - 2, 0) for v in pts.min(axis=0))
+    x1, y1 = (min(int(np.ceil(v)) + 2, lim) for v, lim in zip(pts.max(axis=0), (w, h), strict=True))
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return 0.0
+    grey = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+    factor = min(FULL_RES_MAX_PPU / ppu, 1.0)
+    if factor < 1.0:
+        grey = cv2.resize(grey, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    # 2. Into the aligned frame at that resolution (exactly as many pixels per unit as the shrunk photo).
+    q = ppu * factor
+    side = int(round((128 + 2 * MARGIN_UNITS) * q))
+    local = matrix * (q / PIXELS_PER_UNIT)
+    local[:, 2] = local[:, 2] + local[:, 0] * x0 + local[:, 1] * y0
+    local[:, :2] /= factor
+    frame = cv2.warpAffine(grey, local, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    frame = frame.astype(np.float32)
+    # 3. What the analysis frame (2 pixels per unit) cannot hold, and its energy per block.
+    coarse = cv2.resize(frame, (FRAME_SIZE, FRAME_SIZE), interpolation=cv2.INTER_AREA)
+    fine = frame - cv2.resize(coarse, (side, side), interpolation=cv2.INTER_LINEAR)
+    energy = np.log(cv2.resize(fine * fine, (GRID, GRID), interpolation=cv2.INTER_AREA) + EPS_ENERGY)
+    return float(np.median(energy[OVAL_CORE]) - np.median(energy[REGIONS["ring"]]))
+
+
 def _region_masks() -> dict[str, NDArray[np.bool_]]:
     """Block-grid regions, by Chebyshev distance (in aligned units) from the swap square's centre."""
     centres = (np.arange(GRID) + 0.5) * BLOCK / PIXELS_PER_UNIT - MARGIN_UNITS  # units
@@ -144,6 +192,8 @@ def _oval_radius(n: int) -> NDArray[np.float64]:
 
 OVAL_GRID = _oval_radius(GRID)
 OVAL_LAB = _oval_radius(96)
+OVAL_CORE = OVAL_GRID <= 0.7
+"""The face's core (eyes, nose, mouth, cheeks): where every kind of swap replaces the pixels."""
 OVAL_SHELLS = {
     "in": (OVAL_GRID >= 0.55) & (OVAL_GRID <= 0.85),
     "out": (OVAL_GRID >= 1.1) & (OVAL_GRID <= 1.35),
@@ -231,12 +281,22 @@ def extract_signals(image: ImageRGB, kps: Keypoints5) -> FaceSignals:
         "boundary_colour_step": float(np.log1p(np.sqrt(np.mean(steps[:, 1] ** 2 + steps[:, 2] ** 2)))),
         "boundary_light_step": float(np.log1p(np.sqrt(np.mean(steps[:, 0] ** 2)))),
         "colour_mismatch": float(np.log1p(mismatch[1:].sum() * 2.0 + mismatch[0])),
+        "full_res_detail": full_res_detail(image, matrix),
         "context_sharpness": ring_hf,
         "context_fine_vs_coarse": med(slope, "ring"),
     }
     face_scale = float(np.log2(max(similarity_scale(matrix) ** -1 * PIXELS_PER_UNIT, 1e-3)))
     texture = (log_hf - ring_hf).astype(np.float32)
-    return FaceSignals(values, face_scale, texture, matrix)
+    return FaceSignals(values, face_scale, texture, matrix, texture_crop(frame, hf))
+
+
+def texture_crop(frame: NDArray[np.uint8], hf: NDArray[np.float32]) -> NDArray[np.uint8]:
+    """The learned texture net's input: the analysis frame shrunk to CROP_SIZE (RGB) plus a 4th channel,
+    the local strength of the finest detail (log of |hf| averaged over each crop pixel, 40 per e-fold)."""
+    rgb = cv2.resize(frame, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_AREA)
+    detail = cv2.resize(np.abs(hf), (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_AREA)
+    detail = np.clip(np.log1p(detail) * 40.0 + 0.5, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(np.dstack([rgb, detail]), dtype=np.uint8)
 
 
 def flicker(previous: NDArray[np.float32], current: NDArray[np.float32]) -> float:

@@ -7,8 +7,9 @@ signal's contribution, plain-language sentences and a heatmap. Per photo: the hi
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,13 @@ from pipelines.face_analysis import check_image
 from pipelines.spot.explain import explain_face, face_heatmap
 from pipelines.spot.model import SpotModel, load_model
 from pipelines.spot.signals import FaceSignals, extract_signals
-from pipelines.types import BoxXYXY, Face, ImageRGB
+from pipelines.spot.texture_net import TextureNet, get_texture_net
+from pipelines.types import BoxXYXY, Face, ImageRGB, Keypoints5
 
 THRESHOLD = 0.5
 """Default decision threshold on the calibrated score."""
+TEXTURE_SIGNAL = "learned_texture"
+"""The texture CNN's output (log-odds), a signal like the others when the weights name it."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,8 +75,31 @@ class ImageVerdict:
 class Spotter:
     """Scores faces with the committed (or given) weights. Thread-safe: nothing changes after __init__."""
 
-    def __init__(self, model: SpotModel | None = None, weights_path: Path | None = None) -> None:
+    def __init__(
+        self, model: SpotModel | None = None, weights_path: Path | None = None, texture_net: TextureNet | None = None
+    ) -> None:
         self.model = model if model is not None else load_model(weights_path)
+        self.texture_net: TextureNet | None = None
+        self.texture_fallback: float | None = None  # used only when the weights name the net but it is missing
+        if TEXTURE_SIGNAL in self.model.names:
+            self.texture_net = texture_net if texture_net is not None else get_texture_net()
+            if self.texture_net is None:
+                # Degrade, do not break the app: the net's average value, i.e. no push either way.
+                warnings.warn(
+                    "texture net weights/spot_texture.onnx missing: learned_texture left neutral", stacklevel=2
+                )
+                self.texture_fallback = float(self.model.mean[self.model.names.index(TEXTURE_SIGNAL)])
+
+    def measure(self, image: ImageRGB, kps: Keypoints5) -> FaceSignals:
+        """Every per-frame signal of one face: the hand-made ones, plus the texture net's when the model uses it."""
+        signals = extract_signals(image, kps)
+        if self.texture_net is not None and signals.crop is not None:
+            value = float(self.texture_net.logits(signals.crop[None])[0])
+        elif self.texture_fallback is not None:
+            value = self.texture_fallback
+        else:
+            return signals
+        return replace(signals, values={**signals.values, TEXTURE_SIGNAL: value})
 
     def score_signals(self, signals: FaceSignals) -> tuple[float, dict[str, float], float]:
         """Score, per-signal contributions and the baseline log-odds for already measured signals."""
@@ -87,7 +114,7 @@ class Spotter:
         """Verdict for one detected face (needs its 5 keypoints)."""
         check_image(image)
         # 1. Signals in the swapper's aligned frame.
-        signals = extract_signals(image, face.kps)
+        signals = self.measure(image, face.kps)
         # 2. The learned, calibrated decision and each signal's share of it.
         score, contributions, _ = self.score_signals(signals)
         # 3. What to show: sentences and a heatmap.

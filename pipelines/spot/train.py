@@ -5,7 +5,10 @@ Steps (all random choices come from --seed, so a run is reproducible):
 2. hold out a share of the identities for evaluation (never seen here), split the rest into a fitting
    set and a calibration set, again by identity;
 3. make real / pseudo-fake pairs (inswapper geometry, see pseudofake.py) at random face sizes;
-4. fit the logistic model on the fitting set, Platt-calibrate it on the calibration set;
+4. fit the logistic model on the fitting set, Platt-calibrate it on the calibration set; with the texture
+   net (`weights/spot_texture.onnx`, trained by `python -m pipelines.spot.train_texture` on the fitting
+   identities only), its output joins as the signal `learned_texture`, weighted together with the
+   calibration on the calibration set (whose identities the net never saw);
 5. write the weights JSON (with the recipe and the split) under pipelines/spot/weights/.
 """
 
@@ -17,10 +20,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from pipelines.spot.data import SampleSet, identity_blend_samples, load_faces, pseudo_fake_samples, split_identities
 from pipelines.spot.metrics import false_positive_rate, roc_auc
-from pipelines.spot.model import WEIGHTS_PATH, calibrate, save_model, train_model
+from pipelines.spot.model import WEIGHTS_PATH, calibrate, fuse_signal, save_model, train_model
 from pipelines.spot.signals import SIGNAL_NAMES
+from pipelines.spot.spotter import TEXTURE_SIGNAL
+from pipelines.spot.texture_net import TEXTURE_NET_PATH, TextureNet
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_FACES = ROOT.parent / "shared" / "data" / "faces"
@@ -47,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--l2", type=float, default=1e-2, help="L2 penalty of the logistic model")
     parser.add_argument("--fake-prior", type=float, default=FAKE_PRIOR, help="share of swaps assumed by calibration")
+    parser.add_argument(
+        "--texture-net",
+        type=Path,
+        default=TEXTURE_NET_PATH,
+        help="texture CNN (ONNX) whose output joins as a signal; a missing file leaves it out",
+    )
+    parser.add_argument("--no-texture", action="store_true", help="the 16 hand-made signals only")
     parser.add_argument("--out", type=Path, default=WEIGHTS_PATH, help="where to write the weights JSON")
     return parser
 
@@ -70,16 +84,26 @@ def main(argv: list[str] | None = None) -> int:
         f"calibrate {len(cal_faces)}, held out {len(faces) - len(train_faces)}"
     )
     # 3. Real / pseudo-fake pairs.
+    net = None if args.no_texture or not args.texture_net.is_file() else TextureNet(args.texture_net)
     fit = pseudo_fake_samples(fit_faces, images, args.per_face, args.seed + 2, args.oval)
-    cal = pseudo_fake_samples(cal_faces, images, args.per_face, args.seed + 3, args.oval)
+    cal = pseudo_fake_samples(cal_faces, images, args.per_face, args.seed + 3, args.oval, keep_crops=net is not None)
     if args.blend_per_face > 0:
         fit = SampleSet.concat([fit, identity_blend_samples(fit_faces, images, args.blend_per_face, args.seed + 12)])
-        cal = SampleSet.concat([cal, identity_blend_samples(cal_faces, images, args.blend_per_face, args.seed + 13)])
+        cal_blends = identity_blend_samples(
+            cal_faces, images, args.blend_per_face, args.seed + 13, keep_crops=net is not None
+        )
+        cal = SampleSet.concat([cal, cal_blends])
     print(f"samples: fit {len(fit.labels)}, calibrate {len(cal.labels)} ({time.time() - start:.0f} s)")
     # 4. Fit and calibrate.
     model = train_model(fit.features, fit.scales, fit.labels, SIGNAL_NAMES, args.l2)
-    model = calibrate(model, cal.features, cal.scales, cal.labels, args.fake_prior)
-    cal_scores = model.predict(cal.features, cal.scales)
+    if net is None:
+        model = calibrate(model, cal.features, cal.scales, cal.labels, args.fake_prior)
+        cal_features = cal.features
+    else:
+        texture = net.logits(cal.crops)
+        model = fuse_signal(model, TEXTURE_SIGNAL, cal.features, cal.scales, texture, cal.labels, args.fake_prior)
+        cal_features = np.c_[cal.features, texture]
+    cal_scores = model.predict(cal_features, cal.scales)
     print(
         f"calibration set: AUC {roc_auc(cal.labels, cal_scores):.3f}, "
         f"FPR@0.5 {false_positive_rate(cal.labels, cal_scores):.3f}"
@@ -92,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         "per_face": args.per_face,
         "oval_probability": args.oval,
         "blend_per_face": args.blend_per_face,
+        "texture_net": None if net is None else args.texture_net.name,
         "l2": args.l2,
         "fake_prior": args.fake_prior,
         "held_out_fraction": HELD_OUT_FRACTION,
