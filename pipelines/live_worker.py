@@ -10,6 +10,8 @@ itself). A swap still running then is cut short: a small watchdog thread sets on
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
 from collections import deque
@@ -20,7 +22,6 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from pipelines.onnx_runtime import lower_thread_priority
 from pipelines.types import ImageRGB
 
 ForwardFn = Callable[[ImageRGB, NDArray[np.float32], ort.RunOptions], ImageRGB]
@@ -30,7 +31,14 @@ WATCHDOG_PERIOD_S = 0.1
 
 WORKER_NICENESS = 19
 """The swap thread yields the CPU to the display path (and the browser on the same machine): on 2 cores a
-swap that competes on equal terms makes every displayed frame late."""
+swap that competes on equal terms makes every displayed frame late. Its session runs on one thread (the
+calling one), so this priority covers all of the swap's work."""
+
+
+def lower_thread_priority(niceness: int) -> None:
+    """Make the calling thread nicer (Linux: per-thread priority); elsewhere do nothing."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,41 +79,9 @@ def session_device(session: ort.InferenceSession) -> str:
     return "cuda" if providers and providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider") else "cpu"
 
 
-def lower_thread_priority(niceness: int) -> None:
-    """Make the calling thread nicer (Linux: per-thread priority, inherited by threads it starts)."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
-
-
 def create_session(path: Path | str, settings: RuntimeSettings | None = None) -> ort.InferenceSession:
-    """Load an ONNX file into an inference session, or raise `ModelError` saying why it failed.
-
-    With `settings.niceness > 0` the session is created in a short-lived thread of that lower priority, so
-    the thread pool onnxruntime starts for it inherits the priority (the live swap worker's session: it
-    must yield the CPU to the display path and the browser, on every one of its threads).
-    """
+    """Load an ONNX file into an inference session, or raise `ModelError` saying why it failed."""
     settings = settings or RuntimeSettings()
-    if settings.niceness > 0:
-        made: list[ort.InferenceSession] = []
-        failed: list[BaseException] = []
-
-        def create() -> None:
-            lower_thread_priority(settings.niceness)
-            try:
-                made.append(_create_session(path, settings))
-            except BaseException as error:  # handed to the caller's thread
-                failed.append(error)
-
-        thread = threading.Thread(target=create, name="session-loader")
-        thread.start()
-        thread.join()
-        if failed:
-            raise failed[0]
-        return made[0]
-    return _create_session(path, settings)
-
-
-def _create_session(path: Path | str, settings: RuntimeSettings) -> ort.InferenceSession:
     preload_gpu_libraries()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -17,7 +17,6 @@ from typing import Any
 from pipelines.errors import InputError, ModelError
 from pipelines.face_analysis import FaceAnalyzer
 from pipelines.image_io import load_image
-from pipelines.live_worker import WORKER_NICENESS
 from pipelines.loading import ModelOverrides, Precision, gpu_available, int8_swapper_for, load_face_analyzer
 from pipelines.outputs import OutputPolicy, mark_frame, new_output_dir, publish_clip, publish_photo, start_sweeper
 from pipelines.provenance import WatermarkPayload
@@ -128,14 +127,14 @@ class AppServices:
         if name != "inswapper" or swapper is None:
             return _engine(name, None, None, 0)
         int8, _ = self.swapper_prep.current()
-        return _engine(name, swapper.path, int8, WORKER_NICENESS if live else 0)
+        return _engine(name, swapper.path, int8, 1 if live else 0)
 
 
 @functools.lru_cache(maxsize=3)  # classic + the live and the clip swapper: fp32 ones are dropped once int8 is ready
-def _engine(name: EngineName, swapper: Path | None, run_path: Path | None, niceness: int) -> SwapEngine:
-    # The live engine: ONE thread (measured: two low-priority threads cost the display 2-4 frames/s).
-    threads = 1 if niceness else 0
-    return create_engine(name, swapper, RuntimeSettings(intra_op_threads=threads, niceness=niceness), run_path)
+def _engine(name: EngineName, swapper: Path | None, run_path: Path | None, threads: int) -> SwapEngine:
+    # The live engine: ONE thread, run by the low-priority swap worker (measured: two low-priority threads
+    # cost the display 2-4 frames/s).
+    return create_engine(name, swapper, RuntimeSettings(intra_op_threads=threads), run_path)
 
 
 # -- Sources ---------------------------------------------------------------------------------------------

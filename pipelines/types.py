@@ -122,7 +122,6 @@ class RuntimeSettings:
     # ^ tried in order; those missing from this onnxruntime build are skipped (CPU always last)
     intra_op_threads: int = 0  # 0 lets onnxruntime choose (all cores)
     spin_wait: bool = False  # let idle onnxruntime threads spin (a little faster alone, wasteful when shared)
-    niceness: int = 0  # > 0: the session's worker threads run at this lower priority (Linux; live swap worker)
 
 
 @dataclass(frozen=True)
