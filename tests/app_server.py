@@ -71,23 +71,27 @@ def run_app(args: list[str], env: dict[str, str], log_path: Path, timeout: float
             process.kill()
 
 
-def stand_in_model_args(folder: Path, detector: Path | None = None) -> list[str]:
+def stand_in_model_args(folder: Path, detector: Path | None = None, busy_convs: int = 0) -> list[str]:
     """`app.py` flags for tiny stand-in models: a detector that always finds one face (unless a real
     `detector` is given), an ArcFace-shaped recognizer and an inswapper-shaped swapper (so the whole app
-    runs on any machine, offline)."""
+    runs on any machine, offline); `busy_convs` makes the swapper as slow as a real one (see
+    `build_tiny_inswapper`)."""
     from tests.model_builders.detector import build_fake_scrfd, face_at
     from tests.model_builders.recognizer import build_fake_arcface
     from tests.model_builders.swapper import build_tiny_inswapper
 
     detector = detector or build_fake_scrfd(folder / "det.onnx", [face_at(320, 300, 220)])
     recognizer = build_fake_arcface(folder / "rec.onnx")
-    swapper = build_tiny_inswapper(folder / "swap.onnx")
+    swapper = build_tiny_inswapper(folder / "swap.onnx", busy_convs=busy_convs)
     return ["--no-download", "--detector", str(detector), "--recognizer", str(recognizer), "--swapper", str(swapper)]
 
 
 @contextmanager
-def run_stand_in_app(folder: Path) -> Iterator[RunningApp]:
-    """The app on stand-in models, with its own empty model folder."""
+def run_stand_in_app(
+    folder: Path, detector: Path | None = None, busy_convs: int = 0, extra_args: tuple[str, ...] = ()
+) -> Iterator[RunningApp]:
+    """The app on stand-in models (see `stand_in_model_args`), with its own empty model folder."""
     env = {"SWAPSPOT_MODEL_DIR": str(folder / "weights")}
-    with run_app(stand_in_model_args(folder), env, folder / "app.log") as running:
+    args = [*stand_in_model_args(folder, detector, busy_convs), *extra_args]
+    with run_app(args, env, folder / "app.log") as running:
         yield running

@@ -11,10 +11,8 @@ import pytest
 from pipelines.face_analysis import FaceAnalyzer
 from pipelines.image_io import load_image
 from pipelines.provenance import label_present
-from tests.app_server import ROOT, RunningApp, run_app
+from tests.app_server import ROOT, RunningApp, run_stand_in_app
 from tests.browser_session import browser_available, decode_index, live_page, summarise, write_camera
-from tests.model_builders.recognizer import build_fake_arcface
-from tests.model_builders.swapper import build_tiny_inswapper
 
 pytestmark = [
     pytest.mark.browser,
@@ -25,12 +23,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def live_app(tmp_path_factory: pytest.TempPathFactory, real_detector_path: Path) -> Iterator[RunningApp]:
-    folder = tmp_path_factory.mktemp("live-app")
-    recognizer = build_fake_arcface(folder / "rec.onnx")
-    swapper = build_tiny_inswapper(folder / "swap.onnx")
-    args = ["--no-download", "--detector", str(real_detector_path), "--recognizer", str(recognizer)]
-    args += ["--swapper", str(swapper)]
-    with run_app(args, {"SWAPSPOT_MODEL_DIR": str(folder / "weights")}, folder / "app.log") as running:
+    with run_stand_in_app(tmp_path_factory.mktemp("live-app"), real_detector_path) as running:
         yield running
 
 
@@ -194,11 +187,7 @@ def busy_app(tmp_path_factory: pytest.TempPathFactory, real_detector_path: Path)
     """The app with a swapper as slow as a real one on a CPU (over half a second), so the live view runs its
     background swap worker (decoupled mode)."""
     folder = tmp_path_factory.mktemp("busy-app")
-    recognizer = build_fake_arcface(folder / "rec.onnx")
-    swapper = build_tiny_inswapper(folder / "swap.onnx", busy_convs=30)
-    args = ["--no-download", "--detector", str(real_detector_path), "--recognizer", str(recognizer)]
-    args += ["--swapper", str(swapper), "--precision", "fp32"]
-    with run_app(args, {"SWAPSPOT_MODEL_DIR": str(folder / "weights")}, folder / "app.log") as running:
+    with run_stand_in_app(folder, real_detector_path, busy_convs=30, extra_args=("--precision", "fp32")) as running:
         yield running
 
 

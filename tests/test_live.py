@@ -206,35 +206,21 @@ def test_no_source_and_no_face_are_said_plainly(engine: InswapperEngine, tmp_pat
 
 @pytest.fixture(scope="module")
 def slow_forward(tmp_path_factory: pytest.TempPathFactory) -> object:
-    """A forward through a real onnxruntime session that takes many seconds on one thread (500 convolutions,
-    about 0.6 TFLOP): the tests below fail if it ever finishes before it is cut short."""
-    import onnx
+    """A swap forward through a real onnxruntime session that takes many seconds on one thread (the tiny
+    swapper with 500 busy convolutions, about 0.6 TFLOP): the tests below fail if it ever finishes before it
+    is cut short."""
     import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
 
-    weight = np.random.default_rng(0).standard_normal((64, 64, 3, 3)).astype(np.float32) * 0.02
-    nodes = [helper.make_node("Conv", ["x", "w"], ["h0"], pads=[1, 1, 1, 1])]
-    for i in range(1, 500):
-        nodes.append(helper.make_node("Conv", [f"h{i - 1}", "w"], [f"h{i}"], pads=[1, 1, 1, 1]))
-    graph = helper.make_graph(
-        nodes,
-        "slow",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64, 128, 128])],
-        [helper.make_tensor_value_info("h499", TensorProto.FLOAT, [1, 64, 128, 128])],
-        [numpy_helper.from_array(weight, "w")],
-    )
-    path = tmp_path_factory.mktemp("slow") / "slow.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    blob = np.zeros((1, 64, 128, 128), np.float32)
+    from pipelines.types import RuntimeSettings
+
+    path = build_tiny_inswapper(tmp_path_factory.mktemp("slow") / "slow.onnx", busy_convs=500)
+    engine = InswapperEngine.from_path(path, RuntimeSettings(intra_op_threads=1))
     finished: list[float] = []
 
     def forward(crop: np.ndarray, latent: np.ndarray, run_options: ort.RunOptions) -> np.ndarray:
-        session.run(None, {"x": blob}, run_options)
+        swapped = engine.forward(crop, latent, run_options)
         finished.append(time.monotonic())
-        return crop
+        return swapped
 
     forward.finished = finished  # type: ignore[attr-defined]
     return forward
