@@ -114,6 +114,34 @@ def split_identities(faces: Sequence[PhotoFace], held_out_fraction: float, seed:
     return set(ids[n_held:]), set(ids[:n_held])
 
 
+CALIBRATION_FRACTION = 0.25
+"""Share of the training identities kept apart for calibration (and the texture net's validation)."""
+
+
+@dataclass(frozen=True)
+class TrainingSplit:
+    """Faces by role, split by identity: held-out identities are never seen in training."""
+
+    fit: list[PhotoFace]
+    calibrate: list[PhotoFace]
+    held_out: list[PhotoFace]
+    identities: int
+
+
+def split_for_training(faces: Sequence[PhotoFace], held_out_fraction: float, seed: int) -> TrainingSplit:
+    """1. Held-out identities (seed) -> 2. the rest into fitting and calibration identities (seed + 1).
+    The logistic model and the texture net both train from this one split."""
+    train_ids, held_ids = split_identities(faces, held_out_fraction, seed)
+    train_faces = [f for f in faces if f.identity in train_ids]
+    fit_ids, cal_ids = split_identities(train_faces, CALIBRATION_FRACTION, seed + 1)
+    return TrainingSplit(
+        fit=[f for f in train_faces if f.identity in fit_ids],
+        calibrate=[f for f in train_faces if f.identity in cal_ids],
+        held_out=[f for f in faces if f.identity in held_ids],
+        identities=len(train_ids) + len(held_ids),
+    )
+
+
 def random_size(rng: np.random.Generator, face_size: float) -> float:
     """A log-uniform target face size, upscaling the photo at most 1.3x."""
     hi = min(SIZE_RANGE[1], max(face_size * 1.3, SIZE_RANGE[0] * 1.2))

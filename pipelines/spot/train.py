@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.spot.data import SampleSet, identity_blend_samples, load_faces, pseudo_fake_samples, split_identities
+from pipelines.spot.data import SampleSet, identity_blend_samples, load_faces, pseudo_fake_samples, split_for_training
 from pipelines.spot.metrics import false_positive_rate, roc_auc
 from pipelines.spot.model import WEIGHTS_PATH, calibrate, fuse_signal, save_model, train_model
 from pipelines.spot.signals import SIGNAL_NAMES
@@ -71,17 +71,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: need the photos folder ({args.faces}) and the detector ({args.detector})", file=sys.stderr)
         return 2
     start = time.time()
-    # 1. Faces and identities.
+    # 1-2. Faces; held-out, fitting and calibration identities.
     faces, images = load_faces(args.faces, args.detector)
-    train_ids, held_ids = split_identities(faces, HELD_OUT_FRACTION, args.seed)
-    train_faces = [f for f in faces if f.identity in train_ids]
-    # 2. Fitting and calibration identities.
-    fit_ids, cal_ids = split_identities(train_faces, 0.25, args.seed + 1)
-    fit_faces = [f for f in train_faces if f.identity in fit_ids]
-    cal_faces = [f for f in train_faces if f.identity in cal_ids]
+    split = split_for_training(faces, HELD_OUT_FRACTION, args.seed)
+    fit_faces, cal_faces = split.fit, split.calibrate
     print(
-        f"{len(faces)} faces, {len(train_ids) + len(held_ids)} identities: fit {len(fit_faces)} faces, "
-        f"calibrate {len(cal_faces)}, held out {len(faces) - len(train_faces)}"
+        f"{len(faces)} faces, {split.identities} identities: fit {len(fit_faces)} faces, "
+        f"calibrate {len(cal_faces)}, held out {len(split.held_out)}"
     )
     # 3. Real / pseudo-fake pairs.
     net = None if args.no_texture or not args.texture_net.is_file() else TextureNet(args.texture_net)
@@ -122,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         "held_out_fraction": HELD_OUT_FRACTION,
         "fit_samples": len(fit.labels),
         "calibration_samples": len(cal.labels),
-        "held_out_photos": sorted({f.photo for f in faces if f.identity in held_ids}),
+        "held_out_photos": sorted({f.photo for f in split.held_out}),
     }
     args.out.write_text(json.dumps(data, indent=1) + "\n")
     print(f"wrote {args.out} in {time.time() - start:.0f} s")

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from pipelines.spot.data import SampleSet, identity_blend_samples, load_faces, pseudo_fake_samples, split_identities
+from pipelines.spot.data import SampleSet, identity_blend_samples, load_faces, pseudo_fake_samples, split_for_training
 from pipelines.spot.metrics import roc_auc
 from pipelines.spot.signals import CROP_SIZE
 from pipelines.spot.texture_net import INPUT_NAME, TEXTURE_NET_PATH, to_input
@@ -183,11 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     # 1. Faces, identities, the same split as the logistic model's training.
     faces, images = load_faces(args.faces, args.detector)
-    train_ids, _ = split_identities(faces, HELD_OUT_FRACTION, args.seed)
-    train_faces = [f for f in faces if f.identity in train_ids]
-    fit_ids, cal_ids = split_identities(train_faces, 0.25, args.seed + 1)
-    fit_faces = [f for f in train_faces if f.identity in fit_ids]
-    cal_faces = [f for f in train_faces if f.identity in cal_ids]
+    split = split_for_training(faces, HELD_OUT_FRACTION, args.seed)
+    fit_faces, cal_faces = split.fit, split.calibrate
     # 2. Crops of real / fake pairs (seeds distinct from the logistic model's samples).
     train = SampleSet.concat(
         [
