@@ -39,8 +39,8 @@ class FaceAnalyzer:
     ) -> FaceAnalyzer:
         """Create the sessions from ONNX files (already verified by the caller) and warm them up."""
         sessions = []
-        det_session = onnx_runtime.create_session(detector, runtime)
-        sessions.append(det_session)
+        det = ScrfdDetector.from_path(detector, runtime)
+        sessions.append(det.session)
         rec = None
         if recognizer is not None:
             rec_session = onnx_runtime.create_session(recognizer, runtime)
@@ -51,7 +51,7 @@ class FaceAnalyzer:
             lmk_session = onnx_runtime.create_session(landmarker, runtime)
             lmk = Landmarker106(lmk_session, raw_pixels=graph_normalises_input(landmarker))
             sessions.append(lmk_session)
-        analyzer = cls(ScrfdDetector(det_session), rec, lmk, settings or AnalysisSettings())
+        analyzer = cls(det, rec, lmk, settings or AnalysisSettings())
         if warm_up:
             for session in sessions:
                 onnx_runtime.warm_up(session, dynamic_size=analyzer.settings.det_size)

@@ -1,7 +1,8 @@
 """The live webcam path: short and bounded per frame, with the heavy swap decoupled when it is slow.
 
 Per displayed frame (`LiveSession.process`):
-1. find faces: detect every few frames, follow the 5 keypoints in between (`FaceTracker`);
+1. find faces: detect every few frames in a background thread, follow the 5 keypoints in between and
+   while a detection runs (`FaceTracker`), so no displayed frame waits for the detector;
 2. swap:
    - direct mode (the classic engine, or a swapper that keeps up, e.g. on a GPU): swap every frame;
    - decoupled mode (a slow swapper on a CPU): hand the newest aligned 128 px crops to this viewer's
@@ -45,6 +46,7 @@ class LiveSettings:
     direct_budget_s: float = 0.045  # a swapper faster than this per face swaps every frame directly
     idle_stop_s: float = 0.6  # the swap worker stops (cutting a running swap short) after this long without frames
     score_every: int = 6  # the detector scores every n-th displayed frame (2-3 times a second)
+    background_detection: bool = True  # the face detector runs beside the display path, never blocking it
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,11 @@ class LiveSession:
     last_verdict: Any | None = None
 
     def __post_init__(self) -> None:
-        settings = TrackerSettings(detect_every=self.settings.detect_every, search_every=self.settings.search_every)
+        settings = TrackerSettings(
+            detect_every=self.settings.detect_every,
+            search_every=self.settings.search_every,
+            background=self.settings.background_detection,
+        )
         self.tracker = FaceTracker(settings)
 
     # 1. Source handling ---------------------------------------------------------------------------------
@@ -118,12 +124,14 @@ class LiveSession:
         self.tracker.reset()
 
     # 2. The per-frame path --------------------------------------------------------------------------------
-    def process(self, frame: ImageRGB, models: LiveModels, swap: SwapSettings) -> LiveResult:
+    def process(self, frame: ImageRGB, models: LiveModels, swap: SwapSettings, streaming: bool = True) -> LiveResult:
+        """One frame. `streaming=False` (a single image through the API): the faces are detected in this very
+        frame before it is swapped, instead of in the background."""
         arrived = time.monotonic()
         self.frames_seen += 1
         output = np.array(frame, copy=True)
         # 2.1 Faces now.
-        faces = self.tracker.update(frame, models.detect)
+        faces = self.tracker.update(frame, models.detect, background=None if streaming else False)
         faces = faces[:1] if swap.faces == "largest" else faces[: self.settings.max_faces]
         mode = self.mode_for(models.engine)
         message = ""
@@ -174,7 +182,8 @@ class LiveSession:
             if forward is None:
                 raise RuntimeError(f"engine {models.engine.name} cannot run decoupled")
             self.worker = SwapWorker(forward, idle_stop_s=self.settings.idle_stop_s)
-        job = SwapJob(tuple(crop for crop, _ in aligned), self.source.latent, arrived, self.generation)
+        crops = tuple(crop for crop, _ in aligned)
+        job = SwapJob(crops, self.source.latent, arrived, self.generation, swap.colour_correction)
         self.worker.submit(job)
         latest = self.worker.latest()
         if latest is None or latest.generation != self.generation:
@@ -185,7 +194,7 @@ class LiveSession:
                 output,
                 fake,
                 to_crop,
-                colour_correction=swap.colour_correction,
+                colour_correction=False,  # the worker matched the colours to the crop it swapped
                 keep_mouth_of=face if swap.mouth_mask else None,
             )
             if patch is not None:

@@ -4,10 +4,19 @@ Per viewer: one `FaceTracker` lives in that viewer's session state; it holds the
 the faces found there. Detection runs on every `detect_every`-th frame (or when tracking is lost); in
 between, the 5 keypoints are followed with pyramidal Lucas-Kanade optical flow and the box is moved by
 the similarity transform that maps the old keypoints onto the new ones.
+
+Two ways to detect:
+- in line (clips): the frame waits for its detection, so every detected frame has exact faces;
+- in the background (live, `TrackerSettings.background=True`): the detection runs in its own short-lived
+  thread while the following frames go on with tracking, so the display never stalls for the detector
+  (a stall of a detection every 12 frames cost the live view a quarter of its frame rate on 2 cores).
+  When the detection is done, its faces are carried from the frame it saw to the current one by the same
+  optical flow, and replace the tracked ones.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -22,6 +31,8 @@ LK_WINDOW = (21, 21)
 LK_LEVELS = 3
 LK_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)
 
+DetectFn = Callable[[ImageRGB], list[Face]]
+
 
 @dataclass(frozen=True)
 class TrackerSettings:
@@ -30,6 +41,33 @@ class TrackerSettings:
     min_points: int = 4  # re-detect when fewer keypoints than this are followed reliably
     max_faces: int = 4  # faces followed at once (largest first)
     search_every: int = 1  # with no face followed, detect on every n-th frame (clips: 1, no face is missed)
+    background: bool = False  # detect in a background thread while the frames go on (live view)
+
+
+class BackgroundDetection:
+    """One detection running in its own thread on one frame; the thread ends with the detection."""
+
+    def __init__(self, frame: ImageRGB, gray: np.ndarray, scale: float, detect: DetectFn) -> None:
+        self.gray, self.scale = gray, scale
+        self.faces: list[Face] | None = None
+        self.error: BaseException | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(frame, detect), name="live-detect", daemon=True)
+        self._thread.start()
+
+    def _run(self, frame: ImageRGB, detect: DetectFn) -> None:
+        try:
+            self.faces = detect(frame)
+        except BaseException as error:  # handed to the display thread, which reports it
+            self.error = error
+        finally:
+            self._done.set()
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
 
 
 @dataclass
@@ -40,23 +78,38 @@ class FaceTracker:
     faces: list[Face] = field(default_factory=list)
     frames_since_detection: int = 0
     detections: int = 0
+    pending: BackgroundDetection | None = None
     _prev_gray: np.ndarray | None = None
     _prev_scale: float = 1.0
 
     def reset(self) -> None:
+        """Forget the faces; a detection still running is dropped (its thread ends by itself)."""
         self.faces = []
         self.frames_since_detection = 0
+        self.pending = None
         self._prev_gray = None
 
-    def update(self, frame: ImageRGB, detect: Callable[[ImageRGB], list[Face]]) -> list[Face]:
-        """Faces in this frame: detected (every n-th frame or when lost) or followed from the last frame."""
+    def update(self, frame: ImageRGB, detect: DetectFn, background: bool | None = None) -> list[Face]:
+        """Faces in this frame: detected (every n-th frame or when lost) or followed from the last frame.
+
+        `background`: overrides the settings for this frame (an API call that sends one image wants the faces
+        in that image, so it detects in line).
+        """
         gray, scale = _small_gray(frame)
+        if self.settings.background if background is None else background:
+            self._update_in_background(frame, gray, scale, detect)
+        else:
+            self._update_in_line(frame, gray, scale, detect)
+        self._prev_gray, self._prev_scale = gray, scale
+        return self.faces
+
+    def _update_in_line(self, frame: ImageRGB, gray: np.ndarray, scale: float, detect: DetectFn) -> None:
         every = self.settings.detect_every if self.faces else self.settings.search_every
         due = self.frames_since_detection + 1 >= every
         tracked: list[Face] | None = None
         if not due and self._prev_gray is not None and self._prev_gray.shape == gray.shape:
             # Follow the faces; with none in view, wait for the next search (live: keeps the CPU for the page).
-            tracked = self._follow(self._prev_gray, gray, scale) if self.faces else []
+            tracked = self._follow(self.faces, self._prev_gray, gray, scale) if self.faces else []
         if tracked is None:
             self.faces = detect(frame)[: self.settings.max_faces]
             self.frames_since_detection = 0
@@ -64,12 +117,37 @@ class FaceTracker:
         else:
             self.faces = tracked
             self.frames_since_detection += 1
-        self._prev_gray, self._prev_scale = gray, scale
-        return self.faces
 
-    def _follow(self, prev: np.ndarray, gray: np.ndarray, scale: float) -> list[Face] | None:
+    def _update_in_background(self, frame: ImageRGB, gray: np.ndarray, scale: float, detect: DetectFn) -> None:
+        # 1. Follow the faces from the last frame to this one (a lost face asks for a detection at once).
+        lost = False
+        if self.faces:
+            same_size = self._prev_gray is not None and self._prev_gray.shape == gray.shape
+            followed = self._follow(self.faces, self._prev_gray, gray, scale) if same_size else None  # type: ignore[arg-type]
+            lost = followed is None
+            self.faces = followed or []
+        self.frames_since_detection += 1
+        # 2. A finished detection replaces them, carried from the frame it saw to this one.
+        pending = self.pending
+        if pending is not None and pending.done():
+            self.pending = None
+            if pending.error is not None:
+                raise pending.error
+            detected = (pending.faces or [])[: self.settings.max_faces]
+            carried = None
+            if detected and pending.gray.shape == gray.shape:
+                carried = self._follow(detected, pending.gray, gray, scale)
+            self.faces = carried if carried is not None else detected
+        # 3. Start the next detection when one is due and none is running.
+        every = self.settings.detect_every if self.faces else self.settings.search_every
+        if self.pending is None and (lost or self.frames_since_detection >= every):
+            self.pending = BackgroundDetection(frame, gray, scale, detect)
+            self.frames_since_detection = 0
+            self.detections += 1
+
+    def _follow(self, faces: list[Face], prev: np.ndarray, gray: np.ndarray, scale: float) -> list[Face] | None:
         """Move every face by optical flow of its keypoints; None when any face is lost."""
-        points = np.concatenate([f.kps for f in self.faces]).astype(np.float32) * scale
+        points = np.concatenate([f.kps for f in faces]).astype(np.float32) * scale
         start = points.reshape(-1, 1, 2)
         result = cv2.calcOpticalFlowPyrLK(
             prev, gray, start, start.copy(), winSize=LK_WINDOW, maxLevel=LK_LEVELS, criteria=LK_CRITERIA
@@ -80,7 +158,7 @@ class FaceTracker:
         moved = moved_raw.reshape(-1, 2) / scale
         good = (status.reshape(-1) == 1) & (error.reshape(-1) < self.settings.max_flow_error)
         followed = []
-        for i, face in enumerate(self.faces):
+        for i, face in enumerate(faces):
             ok = good[i * 5 : (i + 1) * 5]
             if ok.sum() < self.settings.min_points:
                 return None

@@ -22,6 +22,7 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
+from pipelines.paste_back import transfer_colour_aligned
 from pipelines.types import ImageRGB
 
 ForwardFn = Callable[[ImageRGB, NDArray[np.float32], ort.RunOptions], ImageRGB]
@@ -47,6 +48,7 @@ class SwapJob:
     latent: NDArray[np.float32]
     captured_at: float  # time.monotonic() when the frame holding these faces arrived
     generation: int  # bumps when the source changes, so stale results are dropped
+    colour_correction: bool = False  # match each swapped face's colours to its target crop (done here, once)
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,7 @@ class SwapWorker:
                     self._in_flight = options
                 started = time.monotonic()
                 try:
-                    faces.append(self._forward(crop, job.latent, options))
+                    fake = self._forward(crop, job.latent, options)
                 except Exception as error:  # terminated (stop/idle), or a broken model: end this worker
                     if not options.terminate:
                         print(f"swap worker stopped: {type(error).__name__}: {error}", flush=True)
@@ -165,6 +167,8 @@ class SwapWorker:
                     with self._lock:
                         self._in_flight = None
                 self.swap_seconds.append(time.monotonic() - started)
+                # Once per swap here, instead of on every displayed frame in the display path.
+                faces.append(transfer_colour_aligned(fake, crop) if job.colour_correction else fake)
             finished = time.monotonic()
             with self._lock:
                 self._latest = SwapOutput(tuple(faces), job.captured_at, finished, job.generation)

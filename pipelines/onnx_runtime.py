@@ -79,8 +79,11 @@ def session_device(session: ort.InferenceSession) -> str:
     return "cuda" if providers and providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider") else "cpu"
 
 
-def create_session(path: Path | str, settings: RuntimeSettings | None = None) -> ort.InferenceSession:
-    """Load an ONNX file into an inference session, or raise `ModelError` saying why it failed."""
+def create_session(
+    path: Path | str | bytes, settings: RuntimeSettings | None = None, name: str = ""
+) -> ort.InferenceSession:
+    """Load an ONNX file (or a serialised model, named `name` in messages) into an inference session, or raise
+    `ModelError` saying why it failed."""
     settings = settings or RuntimeSettings()
     preload_gpu_libraries()
     options = ort.SessionOptions()
@@ -94,9 +97,11 @@ def create_session(path: Path | str, settings: RuntimeSettings | None = None) ->
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=choose_providers(settings.providers))
+        model = path if isinstance(path, bytes) else str(path)
+        return ort.InferenceSession(model, sess_options=options, providers=choose_providers(settings.providers))
     except Exception as error:  # onnxruntime raises several unrelated exception types
-        raise ModelError(f"The model file {path} could not be loaded by onnxruntime: {error}") from error
+        label = name or ("a serialised model" if isinstance(path, bytes) else str(path))
+        raise ModelError(f"The model file {label} could not be loaded by onnxruntime: {error}") from error
 
 
 def _spec(arg: ort.NodeArg) -> TensorSpec:

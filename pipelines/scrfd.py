@@ -8,6 +8,7 @@ a score, box distances (left, top, right, bottom) and 5 keypoint offsets, all in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,7 +17,7 @@ from numpy.typing import NDArray
 
 from pipelines import onnx_runtime
 from pipelines.errors import ModelError
-from pipelines.types import ImageRGB
+from pipelines.types import ImageRGB, RuntimeSettings
 
 STRIDES = (8, 16, 32)
 ANCHORS_PER_CELL = 2
@@ -124,6 +125,52 @@ def decode(
     return Detections(boxes[keep_idx], scores_all[keep_idx], kps[keep_idx])
 
 
+def any_size_variant(path: Path | str) -> bytes | None:
+    """The same detector with a free input size, for exports that declare a fixed 640x640 input.
+
+    SCRFD is fully convolutional and its exports compute every reshape and resize from the input's shape, so
+    only the declared input and output shapes pin them to 640x640. With those freed, the live view can detect
+    on a 320 px input (a quarter of the work). None when the file does not load as ONNX; the caller checks
+    that the result agrees with the original before using it.
+    """
+    import onnx
+
+    try:
+        model = onnx.load(str(path))
+    except Exception:  # not readable as a plain ONNX protobuf: keep the original
+        return None
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    if len(dims) != 4:
+        return None
+    dims[2].dim_param, dims[3].dim_param = "height", "width"
+    for output in model.graph.output:
+        output.type.tensor_type.ClearField("shape")
+    del model.graph.value_info[:]
+    return bytes(model.SerializeToString())
+
+
+def agrees_with(fixed: ort.InferenceSession, free: ort.InferenceSession, fixed_size: tuple[int, int]) -> bool:
+    """True when the free-size session gives the fixed one's outputs at the fixed size and runs at half of it
+    with the anchor counts SCRFD expects there."""
+    name = fixed.get_inputs()[0].name
+    rng = np.random.default_rng(0)
+    width, height = fixed_size
+    blob = rng.standard_normal((1, 3, height, width)).astype(np.float32)
+    try:
+        expected = onnx_runtime.run(fixed, {name: blob})
+        got = onnx_runtime.run(free, {name: blob})
+        if not all(a.shape == b.shape and np.allclose(a, b, atol=1e-4) for a, b in zip(expected, got, strict=True)):
+            return False
+        half = onnx_runtime.run(free, {name: blob[:, :, : height // 2, : width // 2]})
+    except Exception:  # the graph does not run at another size after all
+        return False
+    levels = len(half) // 3
+    return all(
+        half[i].size == ANCHORS_PER_CELL * (height // 2 // stride) * (width // 2 // stride)
+        for i, stride in enumerate(STRIDES[:levels])
+    )
+
+
 class ScrfdDetector:
     """Wraps one shared SCRFD session. Holds no per-call state, so it is safe to share."""
 
@@ -139,6 +186,18 @@ class ScrfdDetector:
         self.input_name = inputs[0].name
         _, _, h, w = inputs[0].shape
         self.fixed_size: tuple[int, int] | None = (int(w), int(h)) if h and w else None
+
+    @classmethod
+    def from_path(cls, path: Path | str, runtime: RuntimeSettings | None = None) -> ScrfdDetector:
+        """Load the detector; a fixed-size export gets a free input size when that provably changes nothing."""
+        detector = cls(onnx_runtime.create_session(path, runtime))
+        if detector.fixed_size is not None:
+            variant = any_size_variant(path)
+            if variant is not None:
+                free = onnx_runtime.create_session(variant, runtime, name=str(path))
+                if agrees_with(detector.session, free, detector.fixed_size):
+                    return cls(free)
+        return detector
 
     def input_size_for(self, det_size: int) -> tuple[int, int]:
         """(width, height) fed to the network: the model's own size when fixed, else det_size rounded to 32."""

@@ -23,6 +23,7 @@ VIEWPORT = {"width": 1400, "height": 1150}
 STRIP_ROWS = 16  # top rows carrying the frame index
 LOOP_FRAMES = 60  # 2 s at 30 fps: latencies are far below one loop
 LEVEL0, LEVEL_STEP = 30.0, 3.0  # brightness of frame k's strip: LEVEL0 + LEVEL_STEP * k
+PROBE_SAMPLE_EVERY = 3  # the probe reads the index strip from every 3rd preview and output frame only
 
 
 def browser_available() -> bool:
@@ -55,7 +56,7 @@ def decode_index(image: ImageRGB) -> int:
 # In-page probe: remembers when each camera frame index was first presented in the preview, and for every
 # new output image, when it was displayed and which camera frame it shows.
 PROBE_JS = """
-([strip, level0, step, loop]) => {
+([strip, level0, step, loop, sampleEvery]) => {
   const probe = { shown: {}, outputs: [], started: performance.now() };
   window.__probe = probe;
   // A small fixed canvas: only a 96 px patch from the middle of the strip is read (the probe must cost the
@@ -75,25 +76,34 @@ PROBE_JS = """
     const level = values[Math.floor(values.length / 2)];
     return ((Math.round((level - level0) / step) % loop) + loop) % loop;
   };
+  // The preview: every SAMPLE_EVERY-th presented camera frame is read; the camera plays at a steady 30 fps,
+  // so the frames in between are dated from it (reading every frame cost the page it measures 0.04 core).
   const video = document.querySelector('#webcam video');
+  const frameMs = 1000 / 30;
+  let previewCalls = 0;
   const onFrame = (now, meta) => {
-    if (video.videoWidth) {
+    if (video.videoWidth && previewCalls++ % sampleEvery === 0) {
       const idx = indexOf(video, video.videoWidth, video.videoHeight);
-      if (!(idx in probe.shown) || now - probe.shown[idx] > 1000) probe.shown[idx] = now;
+      for (let k = 0; k < sampleEvery; k++) {
+        const next = (idx + k) % loop, at = now + k * frameMs;
+        if (!(next in probe.shown) || at - probe.shown[next] > 1000) probe.shown[next] = at;
+      }
     }
     video.requestVideoFrameCallback(onFrame);
   };
   video.requestVideoFrameCallback(onFrame);
   // Every new output frame: when its <img> got the new picture and finished decoding it.
-  let lastSrc = null;
+  let lastSrc = null, outputCalls = 0;
   const seen = async (img) => {
     const src = img.src;
     if (!src || src === lastSrc) return;
     lastSrc = src;
-    // The page's own <img>: once it has decoded its new picture, read the strip from it (no second decode).
+    // The page's own <img>: once it has decoded its new picture, count it; on every SAMPLE_EVERY-th one, read
+    // the strip from it too (drawing a decoded <img> into a canvas costs the page about 4 ms a frame).
     try { await img.decode(); } catch (e) { return; }
     if (img.src !== src) return;  // already replaced by a newer frame
     const now = performance.now();
+    if (outputCalls++ % sampleEvery !== 0) { probe.outputs.push({ t: now, idx: null, latency: null }); return; }
     const idx = indexOf(img, img.naturalWidth, img.naturalHeight);
     const captured = probe.shown[idx];
     const loopMs = loop * 1000 / 30;  // the fake camera plays the file at 30 fps and loops
@@ -165,7 +175,7 @@ def open_live_page(browser: Any, url: str, example_index: int = 0, engine: str |
         page.locator("#engine label", has_text="Classic" if engine == "classic" else "Neural").click()
     page.locator("#webcam").get_by_text("Click to Access Webcam").click()
     page.wait_for_function("() => (document.querySelector('#webcam video')?.videoWidth || 0) > 0", timeout=30_000)
-    page.evaluate(PROBE_JS, [STRIP_ROWS, LEVEL0, LEVEL_STEP, LOOP_FRAMES])
+    page.evaluate(PROBE_JS, [STRIP_ROWS, LEVEL0, LEVEL_STEP, LOOP_FRAMES, PROBE_SAMPLE_EVERY])
     page.locator("#webcam button.capture-button").click()
     return LivePage(page)
 

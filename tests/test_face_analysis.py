@@ -167,3 +167,37 @@ def test_real_detector_embeddings_are_unit_length(
     faces = analyzer.analyze(read_rgb(shared_dir / "data" / "scenes" / "pair.jpg"))
     assert len(faces) == 2
     assert all(abs(float(np.linalg.norm(f.embedding)) - 1.0) < 1e-5 for f in faces if f.embedding is not None)
+
+
+def test_a_detector_whose_outputs_do_not_follow_the_input_size_keeps_its_own_size(two_face_detector: Path) -> None:
+    # The test graph returns constant 640x640-sized outputs, so a free input size would break it: keep 640.
+    assert FaceAnalyzer.from_paths(two_face_detector).detector.fixed_size == (640, 640)
+
+
+@pytest.mark.shared
+def test_the_real_640_export_also_runs_smaller_and_finds_the_same_faces(
+    real_analyzer: FaceAnalyzer, real_detector_path: Path, shared_dir: Path
+) -> None:
+    from pipelines import onnx_runtime
+    from pipelines.scrfd import ScrfdDetector
+
+    assert real_analyzer.detector.fixed_size is None  # its declared 640x640 input was freed
+    as_shipped = ScrfdDetector(onnx_runtime.create_session(real_detector_path))
+    assert as_shipped.fixed_size == (640, 640)
+    for name in ("img1.jpg", "img2.jpg", "img3.jpg"):
+        photo = read_rgb(shared_dir / "data" / "faces" / name)
+        shipped = as_shipped.detect(photo, 640)
+        freed = real_analyzer.detector.detect(photo, 640)
+        np.testing.assert_allclose(freed.boxes, shipped.boxes, atol=1e-3)  # the same network at 640
+        small = real_analyzer.detector.detect(photo, 320)
+        assert len(small) == len(shipped) == 1
+        overlap = _iou(small.boxes[0], shipped.boxes[0])
+        assert overlap > 0.8, (name, overlap)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union)

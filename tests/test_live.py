@@ -274,3 +274,103 @@ def test_swap_rate_comes_from_the_spacing_of_swaps() -> None:
     worker.finished_at.extend([100.0, 103.5, 107.0, 110.5])  # one swap every 3.5 s
     assert worker.swaps_per_second(now=111.0) == pytest.approx(1 / 3.5)
     assert worker.swaps_per_second(now=200.0) == 0.0  # nothing finished lately
+
+
+class SlowDetector:
+    """Finds FACE, moved as the frame was moved, after `delay_s`; counts the calls."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s, self.calls = delay_s, 0
+        self.shifts: dict[int, float] = {}  # id(frame) -> its horizontal shift
+
+    def frame(self, shift: float) -> np.ndarray:
+        frame = textured_frame((shift, 0.0))
+        self.shifts[id(frame)] = shift
+        return frame
+
+    def __call__(self, frame: np.ndarray) -> list[Face]:
+        self.calls += 1
+        time.sleep(self.delay_s)
+        dx = self.shifts[id(frame)]
+        box = (FACE[0][0] + dx, FACE[0][1], FACE[0][2] + dx, FACE[0][3])
+        return [Face(box, FACE[1] + np.float32([dx, 0.0]), 0.9)]
+
+
+def test_background_detection_never_makes_a_frame_wait() -> None:
+    detect = SlowDetector(0.3)
+    tracker = FaceTracker(TrackerSettings(detect_every=4, search_every=1, background=True))
+    durations, found_at, frames = [], None, []
+    for step in range(40):
+        frames.append(detect.frame(step * 0.5))  # kept alive: the detector recognises frames by id
+        started = time.monotonic()
+        faces = tracker.update(frames[-1], detect)
+        durations.append(time.monotonic() - started)
+        if faces and found_at is None:
+            found_at = step
+        time.sleep(0.03)
+    assert max(durations) < 0.1  # never the 0.3 s of a detection
+    assert found_at is not None and found_at >= 3  # the first frames go on without a face meanwhile
+    # The detected face was carried from the frame the detector saw to the current one (it moved 0.5 px a frame).
+    np.testing.assert_allclose(faces[0].kps - FACE[1], np.tile([39 * 0.5, 0.0], (5, 1)), atol=1.0)
+    assert 2 <= detect.calls <= 40 * 0.03 / 0.3 + 2  # one detection at a time, never a backlog
+
+
+def test_background_detection_results_are_dropped_after_a_reset_and_errors_reach_the_caller() -> None:
+    detect = SlowDetector(0.2)
+    tracker = FaceTracker(TrackerSettings(detect_every=4, background=True))
+    frame = detect.frame(0.0)
+    tracker.update(frame, detect)
+    assert tracker.pending is not None
+    tracker.reset()  # the stream stopped: the running detection's faces must not come back
+    time.sleep(0.3)
+    assert tracker.update(frame, detect) == []
+
+    def broken(frame: np.ndarray) -> list[Face]:
+        raise ValueError("the detector broke")
+
+    tracker = FaceTracker(TrackerSettings(background=True))
+    tracker.update(textured_frame(), broken)
+    assert tracker.pending is not None and tracker.pending.wait(2.0)
+    with pytest.raises(ValueError, match="the detector broke"):
+        tracker.update(textured_frame(), broken)
+
+
+def test_the_worker_matches_colours_once_per_swap() -> None:
+    grey_face = np.full((128, 128, 3), 128, np.uint8)
+    grey_face[40:90, 40:90] = 100  # some structure, so there is a standard deviation to move
+    warm_target = np.zeros((128, 128, 3), np.uint8)
+    warm_target[..., 0], warm_target[..., 1], warm_target[..., 2] = 200, 120, 90
+
+    def forward(crop: np.ndarray, latent: np.ndarray, run_options: object) -> np.ndarray:
+        return grey_face.copy()
+
+    results = {}
+    for colour in (False, True):
+        worker = SwapWorker(forward, idle_stop_s=5.0)
+        worker.submit(SwapJob((warm_target,), np.zeros((1, 512), np.float32), time.monotonic(), 0, colour))
+        deadline = time.monotonic() + 3
+        while worker.latest() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        latest = worker.latest()
+        assert latest is not None
+        results[colour] = latest.faces[0]
+        worker.stop()
+    assert np.array_equal(results[False], grey_face)
+    means = results[True][20:108, 20:108].reshape(-1, 3).mean(axis=0)
+    assert means[0] > means[1] > means[2]  # the swapped face took on the target's warm colours
+
+
+def test_a_single_image_through_the_api_has_its_faces_found_at_once(
+    detector: FaceAnalyzer, engine: InswapperEngine
+) -> None:
+    models = LiveModels(detect=detector.detect, engine=engine)
+    frame = textured_frame()
+    streamed, sent_alone = LiveSession(), LiveSession()
+    for session in (streamed, sent_alone):
+        session.set_source(source_for(engine, 4), "four")
+    # A stream's first frame goes out while its faces are still being looked for; an API call waits for them.
+    first = streamed.process(frame, models, SwapSettings())
+    assert first.stats.faces == 0 and "No face" in first.stats.message
+    assert sent_alone.process(frame, models, SwapSettings(), streaming=False).stats.faces == 1
+    for session in (streamed, sent_alone):
+        session.stop()

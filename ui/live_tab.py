@@ -14,7 +14,7 @@ from pipelines.live import LiveModels, LiveResult
 from pipelines.outputs import mark_frame
 from pipelines.types import Face, ImageRGB, SwapSettings
 from pipelines.viewer import ViewerState
-from ui.components import in_memory_image
+from ui.components import fast_stream_input, in_memory_image
 from ui.context import UiContext, swap_settings
 from ui.errors import user_errors
 from ui.spot_text import score_line
@@ -46,29 +46,33 @@ def live_models(ctx: UiContext, state: ViewerState, engine_name: str) -> LiveMod
     return LiveModels(detect=detect, engine=engine, post_process=post_process, score=score)
 
 
-def run_live(ctx: UiContext, frame: Any, state: ViewerState, settings: SwapSettings) -> LiveResult | str:
+def run_live(
+    ctx: UiContext, frame: Any, state: ViewerState, settings: SwapSettings, streaming: bool = True
+) -> LiveResult | str:
     """One live frame; a string says why nothing could be done (no models)."""
     try:
         models = live_models(ctx, state, settings.engine)
     except ModelError as error:
         return str(error)
-    return state.live.process(to_rgb(frame), models, settings)
+    return state.live.process(to_rgb(frame), models, settings, streaming=streaming)
 
 
 def build_live_tab(ctx: UiContext, state: gr.State, options: list[gr.components.Component]) -> None:
     with gr.Tab("Live", id="live-tab"):
         with gr.Row():
             with gr.Column(scale=3):
-                webcam = gr.Image(
-                    label="Your camera",
-                    sources=["webcam"],
-                    streaming=True,
-                    type="numpy",
-                    elem_id="webcam",
-                    webcam_options=gr.WebcamOptions(
-                        mirror=True,
-                        constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}},
-                    ),
+                webcam = fast_stream_input(
+                    gr.Image(
+                        label="Your camera",
+                        sources=["webcam"],
+                        streaming=True,
+                        type="numpy",
+                        elem_id="webcam",
+                        webcam_options=gr.WebcamOptions(
+                            mirror=True,
+                            constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}},
+                        ),
+                    )
                 )
             with gr.Column(scale=3):
                 swapped = in_memory_image(label="Swapped (labelled AI-generated)", format="jpeg", elem_id="swapped")
@@ -118,7 +122,7 @@ def build_live_tab(ctx: UiContext, state: gr.State, options: list[gr.components.
         def swap_frame(frame: Any, current: ViewerState, *opts: Any) -> tuple[Any, dict[str, Any]]:
             if frame is None:
                 raise ModelError("Send an image.")
-            result = run_live(ctx, frame, current, swap_settings(*opts))
+            result = run_live(ctx, frame, current, swap_settings(*opts), streaming=False)
             if isinstance(result, str):
                 raise ModelError(result)
             verdict = current.live.last_verdict
