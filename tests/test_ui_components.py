@@ -47,3 +47,13 @@ def test_live_output_frames_go_out_inline_never_to_disk() -> None:
     value = in_memory_image(format="jpeg").postprocess(frame)
     assert value is not None and value.path is None and value.url is not None
     assert value.url.startswith("data:image/jpeg;base64,")
+
+
+def test_a_mirrored_stream_is_flipped_on_the_server() -> None:
+    import gradio as gr
+
+    frame = moving_face_frames(astronaut(), 2)[0]
+    payload = ImageData(url=jpeg_data_url(frame))
+    plain = fast_stream_input(gr.Image(sources=["webcam"], streaming=True, type="numpy")).preprocess(payload)
+    mirrored = fast_stream_input(gr.Image(sources=["webcam"], streaming=True, type="numpy"), mirror=True)
+    assert np.array_equal(mirrored.preprocess(payload), plain[:, ::-1])

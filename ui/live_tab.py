@@ -69,10 +69,11 @@ def build_live_tab(ctx: UiContext, state: gr.State, options: list[gr.components.
                         type="numpy",
                         elem_id="webcam",
                         webcam_options=gr.WebcamOptions(
-                            mirror=True,
+                            mirror=False,  # mirrored on the server and by CSS: see MIRROR_CSS
                             constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}},
                         ),
-                    )
+                    ),
+                    mirror=True,
                 )
             with gr.Column(scale=3):
                 swapped = in_memory_image(label="Swapped (labelled AI-generated)", format="jpeg", elem_id="swapped")

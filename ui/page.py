@@ -15,12 +15,14 @@ from pipelines.startup import ModelReport
 from pipelines.viewer import ViewerState
 from ui.check_tab import build_check_tab
 from ui.classroom import build_classroom
+from ui.components import MIRROR_CSS
 from ui.context import UiContext
 from ui.live_tab import build_live_tab
 from ui.photo_tab import build_photo_tab
 from ui.source_panel import build_source_panel, source_status
 
-CSS = """
+CSS = (
+    """
 #swapspot-header h1 { margin-bottom: 0.2em; }
 #spot-score, #photo-spot-score, #check-score { font-size: 1.25em; font-weight: 600; }
 /* A player who opened the ?play=CODE link on a phone sees only the game. */
@@ -29,10 +31,26 @@ body.swapspot-play #swap-options, body.swapspot-play [role="tablist"], body.swap
   display: none !important;
 }
 """
+    + MIRROR_CSS
+)
 
-PLAYER_ONLY_JS = """
-() => { if (new URLSearchParams(window.location.search).has("play")) document.body.classList.add("swapspot-play"); }
-"""
+WEBCAM_JPEG_QUALITY = 0.75
+"""Quality of the JPEG frames the browser sends while streaming the webcam. Gradio's webcam code asks the
+canvas for a JPEG without a quality, which means 0.92: about 100 kB a frame, 1.8 MB/s at 18 frames a second.
+0.75 roughly halves that (less to send over a home upload link, and less to encode, pass between the
+browser's processes and decode on the server); the swap works on a 128 px face, far below what it loses."""
+
+PAGE_JS = """
+() => {
+  if (new URLSearchParams(window.location.search).has("play")) document.body.classList.add("swapspot-play");
+  // Streaming webcam frames: JPEG at WEBCAM_JPEG_QUALITY instead of the canvas default (see ui/page.py).
+  const toDataURL = HTMLCanvasElement.prototype.toDataURL;
+  HTMLCanvasElement.prototype.toDataURL = function (type, quality) {
+    if (type === "image/jpeg" && quality === undefined) quality = QUALITY;
+    return toDataURL.call(this, type, quality);
+  };
+}
+""".replace("QUALITY", str(WEBCAM_JPEG_QUALITY))
 
 INTRO = """
 # Swap & Spot
@@ -59,7 +77,7 @@ class AppConfig:
 def launch_options() -> dict[str, Any]:
     # No server-side rendering: it starts a Node.js process per app that a single-machine classroom
     # deployment does not need, and it competes with the live stream for the CPU.
-    return {"css": CSS, "js": PLAYER_ONLY_JS, "theme": gr.themes.Soft(), "show_error": False, "ssr_mode": False}
+    return {"css": CSS, "js": PAGE_JS, "theme": gr.themes.Soft(), "show_error": False, "ssr_mode": False}
 
 
 def build_models_tab(report: ModelReport, swapper_text: Callable[[], str]) -> gr.Markdown:
