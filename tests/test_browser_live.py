@@ -39,6 +39,15 @@ def test_swapped_frames_arrive_and_differ_inside_the_face(
         stats = page.text("live-stats")
         score = page.text("spot-score")
         figures = summarise(page.probe(), skip_s=0.0)
+        # The page asks for lighter webcam JPEGs than the canvas default (quality 0.92) that Gradio gets.
+        sizes = page.page.evaluate(
+            """() => { const v = document.querySelector('#webcam video'), c = document.createElement('canvas');
+                 c.width = v.videoWidth; c.height = v.videoHeight; c.getContext('2d').drawImage(v, 0, 0);
+                 return [c.toDataURL('image/jpeg').length, c.toDataURL('image/jpeg', 0.92).length]; }"""
+        )
+        mirrored = page.page.evaluate("() => getComputedStyle(document.querySelector('#webcam video')).transform")
+    assert sizes[0] < 0.75 * sizes[1], sizes
+    assert mirrored.startswith("matrix(-1"), f"the camera preview is shown as a mirror ({mirrored})"
     # The displayed frame is a swapped version of the (mirrored) camera frame it carries the index of.
     camera_frame = np.ascontiguousarray(frames[decode_index(output)][:, ::-1])
     faces = analyzer.detect(camera_frame)
