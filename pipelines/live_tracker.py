@@ -48,7 +48,7 @@ class BackgroundDetection:
     """One detection running in its own thread on one frame; the thread ends with the detection."""
 
     def __init__(self, frame: ImageRGB, gray: np.ndarray, scale: float, detect: DetectFn) -> None:
-        self.gray, self.scale = gray, scale
+        self.gray, self.scale, self.frame_shape = gray, scale, frame.shape[:2]
         self.faces: list[Face] | None = None
         self.error: BaseException | None = None
         self._done = threading.Event()
@@ -107,9 +107,10 @@ class FaceTracker:
         every = self.settings.detect_every if self.faces else self.settings.search_every
         due = self.frames_since_detection + 1 >= every
         tracked: list[Face] | None = None
-        if not due and self._prev_gray is not None and self._prev_gray.shape == gray.shape:
+        previous = self._previous_gray(gray, scale)
+        if not due and previous is not None:
             # Follow the faces; with none in view, wait for the next search (live: keeps the CPU for the page).
-            tracked = self._follow(self.faces, self._prev_gray, gray, scale) if self.faces else []
+            tracked = self._follow(self.faces, previous, gray, scale) if self.faces else []
         if tracked is None:
             self.faces = detect(frame)[: self.settings.max_faces]
             self.frames_since_detection = 0
@@ -122,8 +123,8 @@ class FaceTracker:
         # 1. Follow the faces from the last frame to this one (a lost face asks for a detection at once).
         lost = False
         if self.faces:
-            same_size = self._prev_gray is not None and self._prev_gray.shape == gray.shape
-            followed = self._follow(self.faces, self._prev_gray, gray, scale) if same_size else None  # type: ignore[arg-type]
+            previous = self._previous_gray(gray, scale)
+            followed = self._follow(self.faces, previous, gray, scale) if previous is not None else None
             lost = followed is None
             self.faces = followed or []
         self.frames_since_detection += 1
@@ -134,16 +135,22 @@ class FaceTracker:
             if pending.error is not None:
                 raise pending.error
             detected = (pending.faces or [])[: self.settings.max_faces]
-            carried = None
-            if detected and pending.gray.shape == gray.shape:
-                carried = self._follow(detected, pending.gray, gray, scale)
-            self.faces = carried if carried is not None else detected
+            if pending.frame_shape != frame.shape[:2]:  # the camera changed size meanwhile: look again
+                lost, self.faces = True, []
+            else:
+                carried = self._follow(detected, pending.gray, gray, scale) if detected else []
+                self.faces = carried if carried is not None else detected
         # 3. Start the next detection when one is due and none is running.
         every = self.settings.detect_every if self.faces else self.settings.search_every
         if self.pending is None and (lost or self.frames_since_detection >= every):
             self.pending = BackgroundDetection(frame, gray, scale, detect)
             self.frames_since_detection = 0
             self.detections += 1
+
+    def _previous_gray(self, gray: np.ndarray, scale: float) -> np.ndarray | None:
+        """The last frame's small grey copy if that frame had this one's size (the copies alone cannot tell)."""
+        same = self._prev_gray is not None and self._prev_gray.shape == gray.shape and self._prev_scale == scale
+        return self._prev_gray if same else None
 
     def _follow(self, faces: list[Face], prev: np.ndarray, gray: np.ndarray, scale: float) -> list[Face] | None:
         """Move every face by optical flow of its keypoints; None when any face is lost."""

@@ -374,3 +374,13 @@ def test_a_single_image_through_the_api_has_its_faces_found_at_once(
     assert sent_alone.process(frame, models, SwapSettings(), streaming=False).stats.faces == 1
     for session in (streamed, sent_alone):
         session.stop()
+
+
+def test_a_detection_made_before_the_camera_changed_size_is_not_used() -> None:
+    detect = SlowDetector(0.1)
+    tracker = FaceTracker(TrackerSettings(detect_every=4, background=True))
+    tracker.update(detect.frame(0.0), detect)
+    time.sleep(0.2)
+    small = np.ascontiguousarray(cv2.resize(textured_frame(), (320, 240)))
+    assert tracker.update(small, detect) == []  # its boxes belong to the 640x480 frame
+    assert tracker.pending is not None  # and a new detection on the new size has started
