@@ -172,9 +172,10 @@ def agrees_with(fixed: ort.InferenceSession, free: ort.InferenceSession, fixed_s
 
 
 class ScrfdDetector:
-    """Wraps one shared SCRFD session. Holds no per-call state, so it is safe to share."""
+    """Wraps one shared SCRFD session (and, for a fixed-size export, its free-size twin). Holds no per-call
+    state, so it is safe to share."""
 
-    def __init__(self, session: ort.InferenceSession) -> None:
+    def __init__(self, session: ort.InferenceSession, any_size: ort.InferenceSession | None = None) -> None:
         inputs = onnx_runtime.input_specs(session)
         outputs = onnx_runtime.output_specs(session)
         if len(inputs) != 1 or len(outputs) != 9:
@@ -183,33 +184,43 @@ class ScrfdDetector:
                 f"(expected 1 input and 9 outputs, found {len(inputs)} and {len(outputs)})."
             )
         self.session = session
+        self.any_size = any_size  # the same network with its declared input size freed (other sizes only)
         self.input_name = inputs[0].name
         _, _, h, w = inputs[0].shape
         self.fixed_size: tuple[int, int] | None = (int(w), int(h)) if h and w else None
 
     @classmethod
     def from_path(cls, path: Path | str, runtime: RuntimeSettings | None = None) -> ScrfdDetector:
-        """Load the detector; a fixed-size export gets a free input size when that provably changes nothing."""
-        detector = cls(onnx_runtime.create_session(path, runtime))
+        """Load the detector. A fixed-size export also gets a free-size twin for other input sizes, when that
+        provably changes nothing; its own size keeps running on the file as shipped (bit for bit as before)."""
+        session = onnx_runtime.create_session(path, runtime)
+        detector = cls(session)
         if detector.fixed_size is not None:
             variant = any_size_variant(path)
             if variant is not None:
                 free = onnx_runtime.create_session(variant, runtime, name=str(path))
-                if agrees_with(detector.session, free, detector.fixed_size):
-                    return cls(free)
+                if agrees_with(session, free, detector.fixed_size):
+                    return cls(session, free)
         return detector
 
     def input_size_for(self, det_size: int) -> tuple[int, int]:
-        """(width, height) fed to the network: the model's own size when fixed, else det_size rounded to 32."""
-        if self.fixed_size is not None:
+        """(width, height) fed to the network: det_size rounded to 32, or the model's own size when it is
+        fixed and has no free-size twin."""
+        if self.fixed_size is not None and self.any_size is None:
             return self.fixed_size
         side = max(32, round(det_size / 32) * 32)
         return side, side
+
+    def session_for(self, size: tuple[int, int]) -> ort.InferenceSession:
+        """The file as shipped wherever it can run; the free-size twin for the sizes it cannot."""
+        if self.fixed_size is None or size == self.fixed_size or self.any_size is None:
+            return self.session
+        return self.any_size
 
     def detect(
         self, image: ImageRGB, det_size: int = 640, score_threshold: float = 0.5, iou_threshold: float = 0.4
     ) -> Detections:
         size = self.input_size_for(det_size)
         canvas, scale = letterbox(image, size)
-        outputs = onnx_runtime.run(self.session, {self.input_name: to_blob(canvas)})
+        outputs = onnx_runtime.run(self.session_for(size), {self.input_name: to_blob(canvas)})
         return decode(outputs, size, scale, score_threshold, iou_threshold)

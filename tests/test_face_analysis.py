@@ -171,7 +171,9 @@ def test_real_detector_embeddings_are_unit_length(
 
 def test_a_detector_whose_outputs_do_not_follow_the_input_size_keeps_its_own_size(two_face_detector: Path) -> None:
     # The test graph returns constant 640x640-sized outputs, so a free input size would break it: keep 640.
-    assert FaceAnalyzer.from_paths(two_face_detector).detector.fixed_size == (640, 640)
+    detector = FaceAnalyzer.from_paths(two_face_detector).detector
+    assert detector.fixed_size == (640, 640) and detector.any_size is None
+    assert detector.input_size_for(320) == (640, 640)
 
 
 @pytest.mark.shared
@@ -181,14 +183,16 @@ def test_the_real_640_export_also_runs_smaller_and_finds_the_same_faces(
     from pipelines import onnx_runtime
     from pipelines.scrfd import ScrfdDetector
 
-    assert real_analyzer.detector.fixed_size is None  # its declared 640x640 input was freed
+    # A free-size twin serves other sizes; 640x640 still runs on the file as shipped.
+    assert real_analyzer.detector.any_size is not None
+    assert real_analyzer.detector.input_size_for(320) == (320, 320)
     as_shipped = ScrfdDetector(onnx_runtime.create_session(real_detector_path))
     assert as_shipped.fixed_size == (640, 640)
     for name in ("img1.jpg", "img2.jpg", "img3.jpg"):
         photo = read_rgb(shared_dir / "data" / "faces" / name)
         shipped = as_shipped.detect(photo, 640)
         freed = real_analyzer.detector.detect(photo, 640)
-        np.testing.assert_allclose(freed.boxes, shipped.boxes, atol=1e-3)  # the same network at 640
+        assert np.array_equal(freed.boxes, shipped.boxes) and np.array_equal(freed.kps, shipped.kps)  # bit for bit
         small = real_analyzer.detector.detect(photo, 320)
         assert len(small) == len(shipped) == 1
         overlap = _iou(small.boxes[0], shipped.boxes[0])
