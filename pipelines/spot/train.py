@@ -22,12 +22,21 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.spot.data import SampleSet, identity_blend_samples, load_faces, pseudo_fake_samples, split_for_training
+from pipelines.spot.data import (
+    PhotoFace,
+    SampleSet,
+    TrainingSplit,
+    identity_blend_samples,
+    load_faces,
+    pseudo_fake_samples,
+    split_for_training,
+)
 from pipelines.spot.metrics import false_positive_rate, roc_auc
 from pipelines.spot.model import WEIGHTS_PATH, calibrate, fuse_signal, save_model, train_model
 from pipelines.spot.signals import SIGNAL_NAMES
 from pipelines.spot.spotter import TEXTURE_SIGNAL
 from pipelines.spot.texture_net import TEXTURE_NET_PATH, TextureNet
+from pipelines.types import ImageRGB
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_FACES = ROOT.parent / "shared" / "data" / "faces"
@@ -65,15 +74,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def training_faces(
+    faces_dir: Path, detector: Path, seed: int
+) -> tuple[list[PhotoFace], dict[str, ImageRGB], TrainingSplit] | None:
+    """The faces, photos and identity split that both trainers use; None, after saying why, when the photos
+    folder or the detector is missing."""
+    if not faces_dir.is_dir() or not detector.is_file():
+        print(f"error: need the photos folder ({faces_dir}) and the detector ({detector})", file=sys.stderr)
+        return None
+    faces, images = load_faces(faces_dir, detector)
+    return faces, images, split_for_training(faces, HELD_OUT_FRACTION, seed)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not args.faces.is_dir() or not args.detector.is_file():
-        print(f"error: need the photos folder ({args.faces}) and the detector ({args.detector})", file=sys.stderr)
-        return 2
     start = time.time()
     # 1-2. Faces; held-out, fitting and calibration identities.
-    faces, images = load_faces(args.faces, args.detector)
-    split = split_for_training(faces, HELD_OUT_FRACTION, args.seed)
+    loaded = training_faces(args.faces, args.detector, args.seed)
+    if loaded is None:
+        return 2
+    faces, images, split = loaded
     fit_faces, cal_faces = split.fit, split.calibrate
     print(
         f"{len(faces)} faces, {split.identities} identities: fit {len(fit_faces)} faces, "

@@ -15,7 +15,6 @@ Then run `python -m pipelines.spot.train` to fit the logistic model with the net
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from pipelines.spot.data import SampleSet, identity_blend_samples, load_faces, pseudo_fake_samples, split_for_training
+from pipelines.spot.data import SampleSet, identity_blend_samples, pseudo_fake_samples
 from pipelines.spot.metrics import roc_auc
 from pipelines.spot.signals import CROP_SIZE
 from pipelines.spot.texture_net import INPUT_NAME, TEXTURE_NET_PATH, to_input
-from pipelines.spot.train import DEFAULT_DETECTOR, DEFAULT_FACES, HELD_OUT_FRACTION, SEED
+from pipelines.spot.train import DEFAULT_DETECTOR, DEFAULT_FACES, SEED, training_faces
 
 THREADS = 2
 
@@ -177,13 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--out", type=Path, default=TEXTURE_NET_PATH, help="where to write the ONNX net")
     args = parser.parse_args(argv)
-    if not args.faces.is_dir() or not args.detector.is_file():
-        print(f"error: need the photos folder ({args.faces}) and the detector ({args.detector})", file=sys.stderr)
-        return 2
     start = time.time()
     # 1. Faces, identities, the same split as the logistic model's training.
-    faces, images = load_faces(args.faces, args.detector)
-    split = split_for_training(faces, HELD_OUT_FRACTION, args.seed)
+    loaded = training_faces(args.faces, args.detector, args.seed)
+    if loaded is None:
+        return 2
+    _, images, split = loaded
     fit_faces, cal_faces = split.fit, split.calibrate
     # 2. Crops of real / fake pairs (seeds distinct from the logistic model's samples).
     train = SampleSet.concat(
