@@ -30,6 +30,8 @@ import cv2
 import numpy as np
 
 from pipelines.errors import InputError, ModelError
+from pipelines.spot.explain import DETAIL_SIGNALS
+from pipelines.spot.spotter import THRESHOLD
 from pipelines.types import ImageRGB
 
 Truth = Literal["real", "fake"]
@@ -51,7 +53,6 @@ MAX_PLAYERS = 60
 MAX_ROUNDS = 30
 MAX_PHOTOS = 24
 NICKNAME_MAX = 20
-THRESHOLD = 0.5  # the detector's decision threshold (pipelines.spot.THRESHOLD)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -663,14 +664,7 @@ CARDS: tuple[Card, ...] = (
         "Skin texture",
         "Is the skin smoother or blurrier than the hair, ears and background? Swap tools paint faces at low "
         "resolution (128 x 128 px) and stretch them, so pores and fine hairs go missing.",
-        (
-            "detail_vs_surroundings",
-            "detail_vs_edge",
-            "fine_vs_coarse_detail",
-            "fine_vs_coarse_inside",
-            "noise_vs_surroundings",
-            "full_res_detail",
-        ),
+        DETAIL_SIGNALS,  # the heatmap's detail group: the same signals
         "measured as fine detail and camera grain of the face against its surroundings",
     ),
     Card(
