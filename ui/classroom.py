@@ -385,10 +385,25 @@ def _presenter_tab(room: Classroom, choices: Sequence[tuple[str, str]], playable
             gr.Timer(active=True),
         )
 
+    # Opening a game and ending one refresh the whole presenter view.
+    game_view = [
+        code_state,
+        code_md,
+        status_md,
+        item_image,
+        overlay,
+        truth_md,
+        why_md,
+        cues_md,
+        score_md,
+        csv_out,
+        timer,
+    ]
+
     resume.click(
         open_game,
         [resume_code],
-        [code_state, code_md, status_md, item_image, overlay, truth_md, why_md, cues_md, score_md, csv_out, timer],
+        game_view,
         api_visibility="private",
     )
 
@@ -468,7 +483,7 @@ def _presenter_tab(room: Classroom, choices: Sequence[tuple[str, str]], playable
     end.click(
         end_game,
         [code_state],
-        [code_state, code_md, status_md, item_image, overlay, truth_md, why_md, cues_md, score_md, csv_out, timer],
+        game_view,
         api_visibility="private",
     )
 
