@@ -197,10 +197,12 @@ class ScrfdDetector:
         detector = cls(session)
         if detector.fixed_size is not None:
             variant = any_size_variant(path)
-            if variant is not None:
-                free = onnx_runtime.create_session(variant, runtime, name=str(path))
-                if agrees_with(session, free, detector.fixed_size):
-                    return cls(session, free)
+            try:
+                free = onnx_runtime.create_session(variant, runtime, name=str(path)) if variant else None
+            except ModelError:  # the freed graph does not load: the file as shipped still works
+                free = None
+            if free is not None and agrees_with(session, free, detector.fixed_size):
+                return cls(session, free)
         return detector
 
     def input_size_for(self, det_size: int) -> tuple[int, int]:

@@ -205,3 +205,13 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return float(inter / union)
+
+
+def test_a_freed_graph_that_does_not_load_leaves_the_detector_as_shipped(
+    two_face_detector: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipelines.scrfd
+
+    monkeypatch.setattr(pipelines.scrfd, "any_size_variant", lambda path: b"not an onnx model")
+    detector = FaceAnalyzer.from_paths(two_face_detector).detector
+    assert detector.any_size is None and detector.fixed_size == (640, 640)
