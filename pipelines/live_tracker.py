@@ -47,8 +47,8 @@ class TrackerSettings:
 class BackgroundDetection:
     """One detection running in its own thread on one frame; the thread ends with the detection."""
 
-    def __init__(self, frame: ImageRGB, gray: np.ndarray, scale: float, detect: DetectFn) -> None:
-        self.gray, self.scale, self.frame_shape = gray, scale, frame.shape[:2]
+    def __init__(self, frame: ImageRGB, gray: np.ndarray, detect: DetectFn) -> None:
+        self.gray, self.frame_shape = gray, frame.shape[:2]
         self.faces: list[Face] | None = None
         self.error: BaseException | None = None
         self._done = threading.Event()
@@ -143,7 +143,7 @@ class FaceTracker:
         # 3. Start the next detection when one is due and none is running.
         every = self.settings.detect_every if self.faces else self.settings.search_every
         if self.pending is None and (lost or self.frames_since_detection >= every):
-            self.pending = BackgroundDetection(frame, gray, scale, detect)
+            self.pending = BackgroundDetection(frame, gray, detect)
             self.frames_since_detection = 0
             self.detections += 1
 
