@@ -36,8 +36,8 @@ body.swapspot-play #swap-options, body.swapspot-play [role="tablist"], body.swap
 
 WEBCAM_JPEG_QUALITY = 0.75
 """Quality of the JPEG frames the browser sends while streaming the webcam. Gradio's webcam code asks the
-canvas for a JPEG without a quality, which means 0.92: about 100 kB a frame, 1.8 MB/s at 18 frames a second.
-0.75 roughly halves that (less to send over a home upload link, and less to encode, pass between the
+canvas for a JPEG without a quality, which means 0.92: 79 kB a 640x480 frame of the test camera, 1.4 MB/s at
+18 frames a second. 0.75 makes that 45 kB (less to send over a home upload link, and less to pass between the
 browser's processes and decode on the server); the swap works on a 128 px face, far below what it loses."""
 
 PAGE_JS = """
@@ -46,11 +46,11 @@ PAGE_JS = """
   // Streaming webcam frames: JPEG at WEBCAM_JPEG_QUALITY instead of the canvas default (see ui/page.py).
   const toDataURL = HTMLCanvasElement.prototype.toDataURL;
   HTMLCanvasElement.prototype.toDataURL = function (type, quality) {
-    if (type === "image/jpeg" && quality === undefined) quality = QUALITY;
+    if (type === "image/jpeg" && quality === undefined) quality = __QUALITY__;
     return toDataURL.call(this, type, quality);
   };
 }
-""".replace("QUALITY", str(WEBCAM_JPEG_QUALITY))
+""".replace("__QUALITY__", str(WEBCAM_JPEG_QUALITY))
 
 INTRO = """
 # Swap & Spot
