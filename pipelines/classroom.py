@@ -31,6 +31,7 @@ import numpy as np
 
 from pipelines.errors import InputError, ModelError
 from pipelines.spot.explain import DETAIL_SIGNALS
+from pipelines.spot.pseudofake import jpeg
 from pipelines.spot.spotter import THRESHOLD
 from pipelines.types import ImageRGB
 
@@ -505,13 +506,7 @@ def degrade(image: ImageRGB, scale: float = HARD_SCALE, quality: int = HARD_JPEG
     """Hard difficulty: downscale, then JPEG re-compression (what a messaging app does to a photo)."""
     height, width = image.shape[:2]
     small = cv2.resize(image, (max(int(width * scale), 1), max(int(height * scale), 1)), interpolation=cv2.INTER_AREA)
-    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    decoded = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
-    if decoded is None:
-        raise RuntimeError("JPEG decoding failed")
-    return np.asarray(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+    return jpeg(np.asarray(small, np.uint8), quality)
 
 
 def difficulty_problems(services: Any) -> dict[Difficulty, str | None]:
