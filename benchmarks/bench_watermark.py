@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:
 from pipelines.face_analysis import FaceAnalyzer  # noqa: E402
 from pipelines.provenance.watermark import (  # noqa: E402
     WatermarkPayload,
+    WatermarkReading,
     decode_bits,
     embed_watermark,
     read_watermark,
@@ -107,13 +108,16 @@ class Tally:
     found: int = 0
     tried: int = 0
     lost: int = 0  # face not re-detected after the attack
+    wrong: int = 0  # read as marked, but with another payload (a miscorrection)
     failed_sizes: list[int] = field(default_factory=list)
 
-    def add(self, decoded: np.ndarray, truth: np.ndarray, found: bool, size: float) -> None:
+    def add(self, decoded: np.ndarray, truth: np.ndarray, reading: WatermarkReading, size: float) -> None:
+        found = reading.found and reading.payload == WatermarkPayload.from_bits(truth)
         self.bits += truth.size
         self.errors += int((decoded != truth).sum())
         self.tried += 1
         self.found += int(found)
+        self.wrong += int(reading.found and not found)
         if not found:
             self.failed_sizes.append(round(size))
 
@@ -122,7 +126,7 @@ class Tally:
         rate = self.found / max(self.tried, 1)
         return (
             f"  {name:<12} BER {ber:6.2%}  found {self.found:3d}/{self.tried:<3d} ({rate:6.1%})"
-            f"  face lost {self.lost}  missed face sizes {sorted(self.failed_sizes)}"
+            f"  wrong payload {self.wrong}  face lost {self.lost}  missed face sizes {sorted(self.failed_sizes)}"
         )
 
 
@@ -168,8 +172,7 @@ def bench_photos(analyzer: FaceAnalyzer, photos: list[Path]) -> None:
                 tallies[name].lost += 1
                 continue
             reading = read_watermark(attacked, [again.kps])
-            found = reading.found and reading.payload == payload
-            tallies[name].add(decode_bits(attacked, again.kps), truth, found, face.size)
+            tallies[name].add(decode_bits(attacked, again.kps), truth, reading, face.size)
     print(f"Photos: {len(psnrs)} faces of {MIN_FACE}-{max(sizes):.0f} px (median {np.median(sizes):.0f} px)")
     print(f"  PSNR inside the face box: min {min(psnrs):.1f} dB, median {np.median(psnrs):.1f} dB")
     load = f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
@@ -222,7 +225,7 @@ def bench_clip(analyzer: FaceAnalyzer, photos: list[Path], frames: int, width: i
             tally.add(
                 decode_bits(frame, again.kps),
                 payload.to_bits(),
-                reading.found and reading.payload == payload,
+                reading,
                 face.size,
             )
     print(f"Clips: {len(photos)} clips x {frames} frames, {width} px wide, faces {min(sizes):.0f}-{max(sizes):.0f} px")

@@ -119,7 +119,7 @@ class Decoded:
     corrected: int  # how many bits were flipped to pass the checks
 
 
-def decode_soft(per_bit: NDArray[np.floating], expected_tool_id: int | None) -> Decoded | None:
+def decode_soft(per_bit: NDArray[np.floating], expected_tool_id: int | None, correct: bool = True) -> Decoded | None:
     """The payload behind 64 soft values (negative = bit 1), correcting unreliable bits when a tool id is known.
 
     Without an expected tool id only the hard decision is checked (16 check bits would not bound
@@ -131,7 +131,7 @@ def decode_soft(per_bit: NDArray[np.floating], expected_tool_id: int | None) -> 
     payload = WatermarkPayload.from_bits(bits)
     if payload is not None and expected_tool_id in (None, payload.tool_id):
         return Decoded(payload, bits, 0)
-    if expected_tool_id is None:
+    if expected_tool_id is None or not correct:
         return None
     # 2. What is wrong with it: CRC mismatch and tool id difference, as one 32-bit syndrome.
     word = _word_of(bits)
