@@ -100,7 +100,9 @@ def clip(path: Path, frames: int, width: int = 1280, height: int = 720) -> Path:
 # 1. Per-stage costs ---------------------------------------------------------------------------------------
 
 
-def stage_costs(analyzer: FaceAnalyzer, swapper: Path, int8: Path | None) -> dict[str, Any]:
+def stage_costs(
+    analyzer: FaceAnalyzer, swapper: Path, int8: Path | None, winograd: Path | None = None
+) -> dict[str, Any]:
     from pipelines.engine_inswapper import InswapperEngine
     from pipelines.outputs import OutputPolicy, mark_frame
     from pipelines.paste_back import paste_back
@@ -118,7 +120,7 @@ def stage_costs(analyzer: FaceAnalyzer, swapper: Path, int8: Path | None) -> dic
     }
     latent = np.random.default_rng(0).standard_normal((1, 512)).astype(np.float32)
     latent /= np.linalg.norm(latent)
-    for name, path in (("fp32", swapper), ("int8", int8)):
+    for name, path in (("fp32", swapper), ("fp32_winograd", winograd), ("int8", int8)):
         if path is None:
             out[f"swap_forward_{name}_ms"] = None
             continue
@@ -260,13 +262,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.detector.is_file():
         print(f"needs a real SCRFD detector: {args.detector} not found (pass --detector)", file=sys.stderr)
         return 2
-    from pipelines.loading import int8_swapper_for
+    from pipelines.loading import example_photos, fp32_swapper_for, int8_swapper_for
 
     random_swapper = args.swapper is None
     swapper = args.swapper or topology_swapper()
     recognizer = args.recognizer or test_recognizer()
     analyzer = FaceAnalyzer.from_paths(args.detector, recognizer)
     int8, int8_reason = int8_swapper_for(swapper, "auto", analyzer, build=True)
+    winograd, winograd_reason = fp32_swapper_for(swapper, build=True, photos=example_photos())
     report: dict[str, Any] = {
         "machine": {"cpu_count": __import__("os").cpu_count(), "platform": platform.platform()},
         "providers": onnx_runtime.available_providers(),
@@ -276,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         else str(recognizer),
         "detector": str(args.detector),
         "int8": int8_reason,
-        "stages_ms": stage_costs(analyzer, swapper, int8),
+        "fp32_winograd": winograd_reason,
+        "stages_ms": stage_costs(analyzer, swapper, int8, winograd),
     }
     with tempfile.TemporaryDirectory() as tmp:
         src = clip(Path(tmp) / "clip.mp4", args.frames)
@@ -312,6 +316,7 @@ def render(report: dict[str, Any]) -> str:
         f"swapper: {report['swapper']}",
         f"recognizer: {report['recognizer']}",
         f"{report['int8']}",
+        f"{report['fp32_winograd']}",
         "",
         "stage                                 ms",
     ]

@@ -8,6 +8,7 @@ variable (both loaded *unverified*), else the registry file, whose sha256 is che
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -131,6 +132,28 @@ def int8_swapper_for(
             raise ModelError(report.reason)
         return None, report.reason
     return Path(report.int8_path), report.reason
+
+
+def fp32_swapper_for(swapper: Path, build: bool = False, photos: Sequence[ImageRGB] = ()) -> tuple[Path | None, str]:
+    """The Winograd form of `swapper` to run for fp32 on the CPU (or None) and a sentence saying why.
+
+    A cached form that passed its check is used; with `build`, it is made first (about half a minute and
+    2 GB of disk for inswapper_128, once). Never on a GPU, nor with SWAPSPOT_WINOGRAD=0.
+    """
+    from pipelines.fast_fp32 import cached_winograd_report, enabled, ensure_winograd_swapper
+
+    if not enabled():
+        return None, "fp32 swapper (Winograd form switched off by SWAPSPOT_WINOGRAD=0)"
+    if gpu_available():
+        return None, "fp32 swapper on the GPU"
+    report = cached_winograd_report(swapper)
+    if report is None and build:
+        report = ensure_winograd_swapper(swapper, photos)
+    if report is None:
+        return None, "fp32 swapper (its faster Winograd form has not been prepared yet)"
+    if not report.passed or report.path is None:
+        return None, report.reason
+    return Path(report.path), report.reason
 
 
 def _read_emap(swapper: Path) -> np.ndarray:

@@ -14,10 +14,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines import fast_fp32
 from pipelines.errors import InputError, ModelError
 from pipelines.face_analysis import FaceAnalyzer
 from pipelines.image_io import load_image
-from pipelines.loading import ModelOverrides, Precision, gpu_available, int8_swapper_for, load_face_analyzer
+from pipelines.loading import (
+    ModelOverrides,
+    Precision,
+    example_photos,
+    fp32_swapper_for,
+    gpu_available,
+    int8_swapper_for,
+    load_face_analyzer,
+)
 from pipelines.outputs import OutputPolicy, mark_frame, new_output_dir, publish_clip, publish_photo, start_sweeper
 from pipelines.provenance import WatermarkPayload
 from pipelines.quantize import cached_report
@@ -33,25 +42,30 @@ Progress = Callable[[int, "int | None"], None]
 
 
 class SwapperPreparation:
-    """Prepares the int8 swapper in the background at start (CPU only), so the first swaps need not wait.
+    """Prepares a faster swapper in the background at start (CPU only), so the first swaps need not wait.
 
-    App-wide (not per user): it only ever holds the path of a model file and a status sentence.
+    On a CPU the int8 version is preferred; where it is not used (fp32 asked for, or int8 failed its check),
+    the fp32 swapper's Winograd form. App-wide (not per user): it only ever holds the path of a model file
+    to run and a status sentence.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.int8: Path | None = None
+        self.run_path: Path | None = None
         self.status = "fp32 swapper"
         self.thread: threading.Thread | None = None
 
     def start(self, swapper: Path, analyzer: FaceAnalyzer, precision: Precision = "auto") -> None:
         if precision == "fp32":
-            self._set(None, "fp32 swapper (as requested)")
+            self._start_fp32(swapper)
             return
         path, reason = int8_swapper_for(swapper, "auto")
         self._set(path, reason)
-        if path is not None or gpu_available() or cached_report(swapper) is not None:
-            return  # in use, not useful on a GPU, or already tried on this file (the reason says why)
+        if path is not None or gpu_available():
+            return  # in use, or not useful on a GPU
+        if cached_report(swapper) is not None:
+            self._start_fp32(swapper)  # int8 was already tried on this file and is not used
+            return
         self._set(None, "fp32 swapper for now: preparing a faster int8 version in the background (about a minute)")
 
         def work() -> None:
@@ -59,17 +73,40 @@ class SwapperPreparation:
                 self._set(*int8_swapper_for(swapper, "auto", analyzer, build=True))
             except Exception as error:  # keep serving with fp32 whatever happens
                 self._set(None, f"fp32 swapper (int8 preparation failed: {error})")
+            if self.current()[0] is None:
+                self._build_fp32(swapper)
 
-        self.thread = threading.Thread(target=work, name="int8-swapper", daemon=True)
+        self._background("int8-swapper", work)
+
+    def _start_fp32(self, swapper: Path) -> None:
+        """Use the Winograd form of the fp32 swapper when it is ready, else prepare it in the background."""
+        path, reason = fp32_swapper_for(swapper)
+        self._set(path, reason)
+        if path is not None or not fast_fp32.enabled() or gpu_available():
+            return
+        if fast_fp32.cached_winograd_report(swapper) is not None:
+            return  # already tried on this file (the reason says why it is not used)
+        self._set(None, "fp32 swapper for now: preparing its faster Winograd form in the background (half a minute)")
+        self._background("winograd-swapper", lambda: self._build_fp32(swapper))
+
+    def _build_fp32(self, swapper: Path) -> None:
+        try:
+            self._set(*fp32_swapper_for(swapper, build=True, photos=example_photos()))
+        except Exception as error:  # keep serving with the plain fp32 file whatever happens
+            self._set(None, f"fp32 swapper (Winograd preparation failed: {error})")
+
+    def _background(self, name: str, work: Callable[[], None]) -> None:
+        self.thread = threading.Thread(target=work, name=name, daemon=True)
         self.thread.start()
 
     def _set(self, path: Path | None, status: str) -> None:
         with self._lock:
-            self.int8, self.status = path, status
+            self.run_path, self.status = path, status
 
     def current(self) -> tuple[Path | None, str]:
+        """The file to run instead of the swapper (None: the swapper itself) and a sentence saying why."""
         with self._lock:
-            return self.int8, self.status
+            return self.run_path, self.status
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,11 +163,11 @@ class AppServices:
         swapper = self.report.path("swapper")
         if name != "inswapper" or swapper is None:
             return _engine(name, None, None, 0)
-        int8, _ = self.swapper_prep.current()
-        return _engine(name, swapper.path, int8, 1 if live else 0)
+        run_path, _ = self.swapper_prep.current()
+        return _engine(name, swapper.path, run_path, 1 if live else 0)
 
 
-@functools.lru_cache(maxsize=3)  # classic + the live and the clip swapper: fp32 ones are dropped once int8 is ready
+@functools.lru_cache(maxsize=3)  # classic + the live and the clip swapper: plain fp32 ones are dropped later
 def _engine(name: EngineName, swapper: Path | None, run_path: Path | None, threads: int) -> SwapEngine:
     # The live engine: ONE thread, run by the low-priority swap worker (measured: two low-priority threads
     # cost the display 2-4 frames/s).

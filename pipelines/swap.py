@@ -23,7 +23,14 @@ from typing import Any
 from models.roles import ResolvedModel
 from pipelines.errors import InputError, ModelError
 from pipelines.image_io import IMAGE_SUFFIXES, load_image, save_image
-from pipelines.loading import ModelOverrides, Precision, int8_swapper_for, load_face_analyzer, resolve
+from pipelines.loading import (
+    ModelOverrides,
+    Precision,
+    fp32_swapper_for,
+    int8_swapper_for,
+    load_face_analyzer,
+    resolve,
+)
 from pipelines.outputs import OutputPolicy, mark_frame
 from pipelines.provenance import WatermarkPayload, sign_media
 from pipelines.swap_engines import create_engine
@@ -160,6 +167,8 @@ def prepare_job(
         run_path, _ = int8_swapper_for(
             swapper_path, request.precision, loaded.analyzer, build=request.precision == "int8"
         )
+        if run_path is None:  # fp32: its Winograd form when one has been prepared (`python -m pipelines.fast_fp32`)
+            run_path, _ = fp32_swapper_for(swapper_path)
     engine = create_engine(settings.engine, swapper_path, run_path=run_path)
     # 3. Who is swapped in: one person from all photos, or one person per photo with several references.
     analyzer = loaded.analyzer
