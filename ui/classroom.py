@@ -336,24 +336,25 @@ def _presenter_tab(room: Classroom, choices: Sequence[tuple[str, str]], playable
             None,
         )
 
+    # Starting, opening and ending a game refresh the whole presenter view (starting also clears the uploads).
+    game_view = [
+        code_state,
+        code_md,
+        status_md,
+        item_image,
+        overlay,
+        truth_md,
+        why_md,
+        cues_md,
+        score_md,
+        csv_out,
+        timer,
+    ]
+
     start.click(
         start_game,
         [difficulty, rounds, use_examples, uploads, snapshot, consent],
-        [
-            code_state,
-            code_md,
-            status_md,
-            item_image,
-            overlay,
-            truth_md,
-            why_md,
-            cues_md,
-            score_md,
-            csv_out,
-            timer,
-            uploads,
-            snapshot,
-        ],
+        [*game_view, uploads, snapshot],
         api_visibility="private",
     )
 
@@ -384,21 +385,6 @@ def _presenter_tab(room: Classroom, choices: Sequence[tuple[str, str]], playable
             gr.update(value=None, visible=False),
             gr.Timer(active=True),
         )
-
-    # Opening a game and ending one refresh the whole presenter view.
-    game_view = [
-        code_state,
-        code_md,
-        status_md,
-        item_image,
-        overlay,
-        truth_md,
-        why_md,
-        cues_md,
-        score_md,
-        csv_out,
-        timer,
-    ]
 
     resume.click(
         open_game,

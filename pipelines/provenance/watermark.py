@@ -319,7 +319,6 @@ class _Attempt:
     """Decoding at one alignment."""
 
     per_bit: NDArray[np.float64]  # soft decisions (+ = bit 0)
-    confidence: float  # mean carrier agreement, 0 (noise) .. 1 (clean)
     reading: WatermarkReading
 
     @property
@@ -339,8 +338,7 @@ def _decode(per_bit: NDArray[np.float64], expected: int | None, correct: bool) -
 def _attempt(patch: _FacePatch, kps: Keypoints5, tweak: NDArray[np.float64], expected: int | None) -> _Attempt:
     """Decode at one alignment without correction: found when the hard decision passes the checks."""
     per_bit = _soft_bits(patch.sample(_region_matrix(kps, (tweak[0], tweak[1], tweak[2], tweak[3]))))
-    reading = _decode(per_bit, expected, correct=False)
-    return _Attempt(per_bit, reading.confidence, reading)
+    return _Attempt(per_bit, _decode(per_bit, expected, correct=False))
 
 
 def _search(image: ImageRGB, kps: Keypoints5, expected: int | None) -> _Attempt:
@@ -355,7 +353,7 @@ def _search(image: ImageRGB, kps: Keypoints5, expected: int | None) -> _Attempt:
     patch = _face_patch(image, _region_matrix(kps))
     if patch is None:
         empty = np.zeros(CODE_BITS, dtype=np.float64)
-        return _Attempt(empty, 0.0, WatermarkReading(False, None, None, 0.0))
+        return _Attempt(empty, WatermarkReading(False, None, None, 0.0))
     point = np.zeros(4, dtype=np.float64)
     best = _attempt(patch, kps, point, expected)
     evaluations = 1
@@ -373,12 +371,12 @@ def _search(image: ImageRGB, kps: Keypoints5, expected: int | None) -> _Attempt:
                 # 2. A code word that passes uncorrected ends the search.
                 if attempt.reading.found:
                     return attempt
-                if attempt.confidence > best.confidence:
+                if attempt.reading.confidence > best.reading.confidence:
                     point, best, improved = candidate, attempt, True
     if best.reading.found or expected is None:
         return best
     # 3. At the best alignment, correct the least reliable bits.
-    return _Attempt(best.per_bit, best.confidence, _decode(best.per_bit, expected, correct=True))
+    return _Attempt(best.per_bit, _decode(best.per_bit, expected, correct=True))
 
 
 def read_watermark(
