@@ -64,7 +64,7 @@ class SwapperPreparation:
         if path is not None or gpu_available():
             return  # in use, or not useful on a GPU
         if cached_report(swapper) is not None:
-            self._start_fp32(swapper)  # int8 was already tried on this file and is not used
+            self._start_fp32(swapper, why_not_int8=reason)  # int8 was already tried on this file and is not used
             return
         self._set(None, "fp32 swapper for now: preparing a faster int8 version in the background (about a minute)")
 
@@ -73,27 +73,35 @@ class SwapperPreparation:
                 self._set(*int8_swapper_for(swapper, "auto", analyzer, build=True))
             except Exception as error:  # keep serving with fp32 whatever happens
                 self._set(None, f"fp32 swapper (int8 preparation failed: {error})")
-            if self.current()[0] is None:
-                self._build_fp32(swapper)
+            path, reason = self.current()
+            if path is None:
+                self._build_fp32(swapper, why_not_int8=reason)
 
         self._background("int8-swapper", work)
 
-    def _start_fp32(self, swapper: Path) -> None:
-        """Use the Winograd form of the fp32 swapper when it is ready, else prepare it in the background."""
+    def _start_fp32(self, swapper: Path, why_not_int8: str = "") -> None:
+        """Use the Winograd form of the fp32 swapper when it is ready, else prepare it in the background.
+
+        `why_not_int8`: the reason int8 is not used, kept at the front of the status sentence."""
         path, reason = fp32_swapper_for(swapper)
-        self._set(path, reason)
+        self._set_fp32(path, reason, why_not_int8)
         if path is not None or not fast_fp32.enabled() or gpu_available():
             return
         if fast_fp32.cached_winograd_report(swapper) is not None:
             return  # already tried on this file (the reason says why it is not used)
-        self._set(None, "fp32 swapper for now: preparing its faster Winograd form in the background (half a minute)")
-        self._background("winograd-swapper", lambda: self._build_fp32(swapper))
+        preparing = "fp32 swapper for now: preparing its faster Winograd form in the background (half a minute)"
+        self._set_fp32(None, preparing, why_not_int8)
+        self._background("winograd-swapper", lambda: self._build_fp32(swapper, why_not_int8))
 
-    def _build_fp32(self, swapper: Path) -> None:
+    def _build_fp32(self, swapper: Path, why_not_int8: str = "") -> None:
         try:
-            self._set(*fp32_swapper_for(swapper, build=True, photos=example_photos()))
+            path, reason = fp32_swapper_for(swapper, build=True, photos=example_photos())
         except Exception as error:  # keep serving with the plain fp32 file whatever happens
-            self._set(None, f"fp32 swapper (Winograd preparation failed: {error})")
+            path, reason = None, f"fp32 swapper (Winograd preparation failed: {error})"
+        self._set_fp32(path, reason, why_not_int8)
+
+    def _set_fp32(self, path: Path | None, reason: str, why_not_int8: str) -> None:
+        self._set(path, f"{why_not_int8}; {reason}" if why_not_int8 else reason)
 
     def _background(self, name: str, work: Callable[[], None]) -> None:
         self.thread = threading.Thread(target=work, name=name, daemon=True)

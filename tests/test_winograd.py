@@ -182,3 +182,23 @@ def test_app_prepares_it_in_the_background_when_fp32_is_asked_for(swapper: Path,
     again = SwapperPreparation()
     again.start(swapper, analyzer=None, precision="fp32")  # type: ignore[arg-type]
     assert again.thread is None and again.current()[0] == path
+
+
+def test_when_int8_is_not_used_the_status_keeps_saying_why(swapper: Path, always_faster: None) -> None:
+    from dataclasses import asdict
+
+    from pipelines.quantize import QuantizationReport, int8_paths
+
+    stat = swapper.stat()
+    failed = "int8 swapper failed the quality check (PSNR 12.0 dB): using fp32"
+    report = QuantizationReport(
+        str(swapper), None, False, failed, source_size=stat.st_size, source_mtime_ns=stat.st_mtime_ns
+    )
+    int8_paths(swapper)[1].write_text(json.dumps(asdict(report)))
+    prep = SwapperPreparation()
+    prep.start(swapper, analyzer=None, precision="auto")  # type: ignore[arg-type]  # int8 is not rebuilt
+    assert prep.thread is not None
+    prep.thread.join(timeout=60)
+    path, status = prep.current()
+    assert path == fast_fp32.winograd_paths(swapper)[0]
+    assert status.startswith(failed + "; ") and "Winograd form" in status
