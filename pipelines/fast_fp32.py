@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipelines import onnx_runtime
+from pipelines.errors import ModelError
 from pipelines.types import ImageRGB, RuntimeSettings
 
 WINOGRAD_SUFFIX = ".winograd.onnx"
@@ -93,7 +94,10 @@ def write_winograd(fp32: Path, model_path: Path) -> int:
 
     from pipelines.winograd import winograd_model
 
-    rewritten, count = winograd_model(onnx.load(str(fp32)), in_place=True)
+    try:
+        rewritten, count = winograd_model(onnx.load(str(fp32)), in_place=True)
+    except Exception as error:  # damaged or foreign files raise several unrelated types
+        raise ModelError(f"{fp32.name} could not be rewritten in Winograd form: {error}") from error
     # Written under temporary names first, so an interrupted run never leaves a half file under the real name.
     data_name = model_path.name + ".data"
     staging = model_path.with_name(model_path.name + ".tmp")

@@ -202,3 +202,10 @@ def test_when_int8_is_not_used_the_status_keeps_saying_why(swapper: Path, always
     path, status = prep.current()
     assert path == fast_fp32.winograd_paths(swapper)[0]
     assert status.startswith(failed + "; ") and "Winograd form" in status
+
+
+def test_a_damaged_swapper_gets_a_message_not_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    damaged = tmp_path / "inswapper_128.onnx"
+    damaged.write_bytes(b"not an onnx model at all")
+    assert fast_fp32.main(["--swapper", str(damaged)]) == 2
+    assert "could not be rewritten in Winograd form" in capsys.readouterr().err
