@@ -2,8 +2,12 @@
 
 1. Calibration: aligned 128 px crops of the example faces (plus flipped and re-lit variants) and the
    latents of those faces (or random unit latents without a recognizer).
-2. onnxruntime static QDQ quantization of the convolutions only (95% of the cost); the AdaIN linears,
-   norms and activations stay in float.
+2. The recipe ("winograd" form): the widest 3x3 convolutions (the style blocks, 80% of the work) become
+   int8 Winograd F(2x2, 3x3) (`pipelines.winograd_int8`, 2.25x fewer multiplications), the 7x7 layer with
+   3 outputs becomes a float GEMM plus shifted sums (`pipelines.narrow_conv`), and onnxruntime's static QDQ
+   quantization takes the remaining convolutions. The AdaIN linears, norms and activations stay in float.
+   The "plain" form (QDQ on every convolution) is the fallback when the first fails its check, and the
+   only form with SWAPSPOT_WINOGRAD=0.
 3. Quality check on the calibration faces, int8 against fp32: PSNR of the swapped crops, and when a
    recognizer is loaded, the cosine similarity of the two outputs' identity embeddings. Thresholds:
    PSNR >= 30 dB (an RMS difference of at most about 8 grey levels, below JPEG-q85 artefacts on a face) and
@@ -19,8 +23,9 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,7 +40,16 @@ REPORT_SUFFIX = ".int8.json"
 MIN_PSNR_DB = 30.0
 MIN_IDENTITY_SIMILARITY = 0.9
 MIN_SPEEDUP = 1.2  # int8 must also be clearly faster (CPUs without fast int8 instructions may not gain)
-RECIPE = "qdq-conv-perchannel-u8s8-v1"  # bump to invalidate cached int8 files when the recipe changes
+RECIPE = "qdq-conv-perchannel-u8s8-v2+winograd-f2"  # bump to invalidate cached int8 files when the recipe changes
+PLAIN_RECIPE = "qdq-conv-perchannel-u8s8-v2"  # with SWAPSPOT_WINOGRAD=0
+Form = Literal["winograd", "plain"]
+
+
+def current_recipe() -> str:
+    """The recipe a cached report must have been made with (the Winograd switch changes it)."""
+    from pipelines.fast_fp32 import enabled
+
+    return RECIPE if enabled() else PLAIN_RECIPE
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,8 @@ class QuantizationReport:
     source_size: int = 0
     source_mtime_ns: int = 0
     recipe: str = RECIPE
+    form: str = "plain"  # the form in the int8 file: "winograd" or "plain"
+    fallback: str | None = None  # why the winograd form was not kept, when it was tried and failed
 
     @property
     def speedup(self) -> float | None:
@@ -73,7 +89,11 @@ def cached_report(fp32: Path) -> QuantizationReport | None:
     except (OSError, ValueError, TypeError):
         return None
     stat = fp32.stat()
-    if report.source_size != stat.st_size or report.source_mtime_ns != stat.st_mtime_ns or report.recipe != RECIPE:
+    if (
+        report.source_size != stat.st_size
+        or report.source_mtime_ns != stat.st_mtime_ns
+        or report.recipe != current_recipe()
+    ):
         return None
     if report.passed and not int8.is_file():
         return None
@@ -122,11 +142,58 @@ def to_blob(crop: ImageRGB) -> NDArray[np.float32]:
 # 2. Quantization -------------------------------------------------------------------------------------------
 
 
-def quantize(fp32: Path, out: Path, crops: Sequence[ImageRGB], latents: Sequence[NDArray[np.float32]]) -> Path:
-    """Static QDQ int8 quantization of the convolutions; writes `out` atomically."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+class NothingToRewriteError(Exception):
+    """The model has no layer the Winograd form would change: the plain form is the same thing."""
 
-    feeds = [{"target": to_blob(c), "source": latents[i % len(latents)]} for i, c in enumerate(crops)]
+
+def calibration_feeds(
+    crops: Sequence[ImageRGB], latents: Sequence[NDArray[np.float32]]
+) -> list[dict[str, NDArray[np.float32]]]:
+    return [{"target": to_blob(c), "source": latents[i % len(latents)]} for i, c in enumerate(crops)]
+
+
+def quantize(
+    fp32: Path,
+    out: Path,
+    crops: Sequence[ImageRGB],
+    latents: Sequence[NDArray[np.float32]],
+    form: Form = "plain",
+) -> Path:
+    """Static int8 quantization of the convolutions in the given form; writes `out` atomically."""
+    tmp = out.with_name(out.name + ".part")
+    if form == "plain":
+        _quantize_static(fp32, tmp, calibration_feeds(crops, latents))
+    else:
+        staged = out.with_name(out.name + ".stage.onnx")
+        try:
+            if write_winograd_stage(fp32, staged, calibration_feeds(crops, latents)) == 0:
+                raise NothingToRewriteError(f"{fp32.name} has no layer for the Winograd form")
+            _quantize_static(staged, tmp, calibration_feeds(crops, latents))
+        finally:
+            staged.unlink(missing_ok=True)
+    tmp.replace(out)
+    return out
+
+
+def write_winograd_stage(fp32: Path, staged: Path, feeds: list[dict[str, NDArray[np.float32]]]) -> int:
+    """`fp32` with its wide 3x3 layers in int8 Winograd form and its narrow layer as GEMM + sums, saved;
+    returns how many layers were rewritten (0: nothing was saved)."""
+    import onnx
+
+    from pipelines.narrow_conv import narrow_conv_model
+    from pipelines.winograd_int8 import int8_winograd_model
+
+    model = onnx.load(str(fp32))
+    model, narrow = narrow_conv_model(model)
+    model, wide = int8_winograd_model(model, feeds, in_place=True)
+    if narrow + wide:
+        onnx.save(model, str(staged))
+    return narrow + wide
+
+
+def _quantize_static(source: Path, out: Path, feeds: list[dict[str, NDArray[np.float32]]]) -> None:
+    """onnxruntime's static QDQ quantization of the Conv nodes left in `source`, per channel, u8 x s8."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -135,14 +202,13 @@ def quantize(fp32: Path, out: Path, crops: Sequence[ImageRGB], latents: Sequence
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.items, None)
 
-    tmp = out.with_name(out.name + ".part")
     root = logging.getLogger()  # the quantizer warns on the root logger about optional pre-processing
     level = root.level
     root.setLevel(logging.ERROR)
     try:
         quantize_static(
-            str(fp32),
-            str(tmp),
+            str(source),
+            str(out),
             Reader(),
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=["Conv"],
@@ -152,8 +218,6 @@ def quantize(fp32: Path, out: Path, crops: Sequence[ImageRGB], latents: Sequence
         )
     finally:
         root.setLevel(level)
-    tmp.replace(out)
-    return out
 
 
 # 3. Quality check ------------------------------------------------------------------------------------------
@@ -212,23 +276,65 @@ def ensure_int8_swapper(
     if not crops:
         return QuantizationReport(str(fp32), None, False, "No calibration faces found: using the fp32 swapper.")
     latents = calibration_latents(photos, analyzer, emap, count=len(crops))
-    quantize(fp32, int8, crops, latents)
+    forms: list[Form] = ["winograd", "plain"] if current_recipe() == RECIPE else ["plain"]
+    fallback = None
+    for form in forms:
+        try:
+            report, problem = _make_and_check(fp32, int8, crops, latents, analyzer, form)
+        except NothingToRewriteError:
+            continue
+        except Exception as error:  # an optimisation that cannot be made must not cost the int8 swapper
+            if form == forms[-1]:
+                raise
+            fallback = f"its Winograd form could not be made: {error}"
+            continue
+        if problem is None or form == forms[-1]:
+            break
+        fallback = f"its Winograd form {problem}"
+    if fallback is not None and report.passed:
+        report = replace(report, reason=f"{report.reason} (plain form: {fallback})")
+    report = replace(report, fallback=fallback, source_size=stat.st_size, source_mtime_ns=stat.st_mtime_ns)
+    report_path.write_text(json.dumps(asdict(report), indent=2))
+    return report
+
+
+def _make_and_check(
+    fp32: Path,
+    int8: Path,
+    crops: Sequence[ImageRGB],
+    latents: Sequence[NDArray[np.float32]],
+    analyzer: FaceAnalyzer,
+    form: Form,
+) -> tuple[QuantizationReport, str | None]:
+    """Quantize in one form and check it against fp32: the report, and what is wrong with it (or None)."""
+    quantize(fp32, int8, crops, latents, form)
     quality, similarity, fp32_ms, int8_ms = check_quality(fp32, int8, crops, latents, analyzer)
     good = quality >= MIN_PSNR_DB and (similarity is None or similarity >= MIN_IDENTITY_SIMILARITY)
     faster = int8_ms * MIN_SPEEDUP <= fp32_ms
-    passed = good and faster
-    if passed:
-        reason = f"int8 swapper in use: PSNR {quality:.1f} dB vs fp32, {fp32_ms / int8_ms:.1f}x faster"
+    named = "int8 swapper (Winograd form)" if form == "winograd" else "int8 swapper"
+    problem = None
+    if good and faster:
+        reason = f"{named} in use: PSNR {quality:.1f} dB vs fp32, {fp32_ms / int8_ms:.1f}x faster"
     elif good:
-        reason = f"int8 swapper is not faster on this CPU ({fp32_ms:.0f} vs {int8_ms:.0f} ms): using fp32"
+        problem = f"is not faster on this CPU ({fp32_ms:.0f} vs {int8_ms:.0f} ms)"
+        reason = f"{named} {problem}: using fp32"
     else:
         shown = f", identity similarity {similarity:.2f}" if similarity is not None else ""
-        reason = f"int8 swapper failed the quality check (PSNR {quality:.1f} dB{shown}): using fp32"
+        problem = f"failed the quality check (PSNR {quality:.1f} dB{shown})"
+        reason = f"{named} {problem}: using fp32"
     report = QuantizationReport(
-        str(fp32), str(int8), passed, reason, quality, similarity, fp32_ms, int8_ms, stat.st_size, stat.st_mtime_ns
+        str(fp32),
+        str(int8),
+        problem is None,
+        reason,
+        quality,
+        similarity,
+        fp32_ms,
+        int8_ms,
+        recipe=current_recipe(),
+        form=form,
     )
-    report_path.write_text(json.dumps(asdict(report), indent=2))
-    return report
+    return report, problem
 
 
 def main(argv: list[str] | None = None) -> int:

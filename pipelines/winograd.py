@@ -22,6 +22,7 @@ machine; outputs within 3e-6 of the original's).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -269,8 +270,34 @@ def winograd_model(
     `in_place` rewrites `model` itself instead of a copy, and drops each original kernel as soon as its
     layer is rewritten: the model is then never held twice in memory.
     """
-    layers = {layer.node.output[0]: layer for layer in find_layers(model)}
-    chosen = {out: m for out, layer in layers.items() if (m := tile_for(layer, max_bytes)) is not None}
+    layers = find_layers(model)
+    chosen = {layer.node.output[0]: (layer, m) for layer in layers if (m := tile_for(layer, max_bytes)) is not None}
+
+    def build(
+        layer: ConvLayer, weight: NDArray[np.float32], bias: NDArray[np.float32] | None, prefix: str
+    ) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+        return winograd_nodes(layer, weight, bias, chosen[layer.node.output[0]][1], prefix)
+
+    out = rewrite_layers(model, [layer for layer, _ in chosen.values()], build, in_place)
+    return out, len(chosen)
+
+
+LayerBuilder = Callable[
+    [ConvLayer, NDArray[np.float32], "NDArray[np.float32] | None", str],
+    tuple[list[onnx.NodeProto], list[onnx.TensorProto]],
+]
+
+
+def rewrite_layers(
+    model: onnx.ModelProto, layers: Sequence[ConvLayer], build: LayerBuilder, in_place: bool = False
+) -> onnx.ModelProto:
+    """`model` with each of `layers` replaced by the nodes `build(layer, weight, bias, prefix)` returns.
+
+    With `in_place`, `model` itself is rewritten and each original kernel is dropped after its last reader,
+    so the model is never held twice in memory. The original last initializer stays last (the inswapper's
+    emap matrix is found there).
+    """
+    chosen = {layer.node.output[0]: layer for layer in layers}
     out = model
     if not in_place:
         out = onnx.ModelProto()
@@ -284,16 +311,16 @@ def winograd_model(
     del out.graph.node[:]
     dropped: set[str] = set()
     for index, node in enumerate(old_nodes):
-        m = chosen.get(node.output[0]) if node.output else None
-        if m is None:
+        layer = chosen.get(node.output[0]) if node.output else None
+        if layer is None:
             out.graph.node.append(node)
             continue
-        # 2. This layer: its kernel and bias, the Winograd nodes, then the kernel's memory back.
+        # 2. This layer: its kernel and bias, the new nodes, then the kernel's memory back.
         weight = numpy_helper.to_array(out.graph.initializer[position[node.input[1]]])
         bias = None
         if len(node.input) > 2 and node.input[2]:
             bias = numpy_helper.to_array(out.graph.initializer[position[node.input[2]]])
-        nodes, inits = winograd_nodes(layers[node.output[0]], weight, bias, m, f"conv{index}")
+        nodes, inits = build(layer, weight, bias, f"conv{index}")
         del weight
         out.graph.node.extend(nodes)
         for init in inits:
@@ -305,8 +332,7 @@ def winograd_model(
                 emptied.ClearField("raw_data")  # its memory back now; the entry itself is removed below
                 emptied.ClearField("float_data")
                 dropped.add(name)
-    # 3. Drop the emptied weights, and keep the original last initializer last (the inswapper's emap
-    #    matrix is found there).
+    # 3. Drop the emptied weights, and keep the original last initializer last.
     for i in reversed(range(len(out.graph.initializer))):
         if out.graph.initializer[i].name in dropped:
             del out.graph.initializer[i]
@@ -316,4 +342,4 @@ def winograd_model(
         moved.CopyFrom(out.graph.initializer[index])
         del out.graph.initializer[index]
         out.graph.initializer.append(moved)
-    return out, len(chosen)
+    return out

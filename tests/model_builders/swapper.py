@@ -170,25 +170,30 @@ class _Graph:
         return self.node("Resize", [x, "", scales], mode="linear")
 
 
-def build_inswapper_topology(path: Path, seed: int = 0, blocks: int = 6) -> Path:
-    """The full inswapper_128 layer layout with random weights (138 M parameters with 6 style blocks)."""
+def build_inswapper_topology(path: Path, seed: int = 0, blocks: int = 6, width: int = 1024) -> Path:
+    """The full inswapper_128 layer layout with random weights (138 M parameters with 6 style blocks).
+
+    `width` is the style blocks' channel count (1024 in the real network); every other layer scales with it,
+    so a small width gives the same graph at a fraction of the cost (for tests).
+    """
     g = _Graph(seed)
-    # 1. Encoder: 128 px -> 32 px, 1024 channels.
-    x = g.leaky(g.conv(g.reflect_pad("target", 3), 3, 128, 7))
-    x = g.leaky(g.conv(x, 128, 256, 3, pad=1))
-    x = g.leaky(g.conv(x, 256, 512, 3, stride=2, pad=1))
-    x = g.leaky(g.conv(x, 512, 1024, 3, stride=2, pad=1))
+    c = width // 8
+    # 1. Encoder: 128 px -> 32 px, `width` channels.
+    x = g.leaky(g.conv(g.reflect_pad("target", 3), 3, c, 7))
+    x = g.leaky(g.conv(x, c, 2 * c, 3, pad=1))
+    x = g.leaky(g.conv(x, 2 * c, 4 * c, 3, stride=2, pad=1))
+    x = g.leaky(g.conv(x, 4 * c, width, 3, stride=2, pad=1))
     # 2. Style blocks: the latent enters only through the AdaIN linears.
     for _ in range(blocks):
-        y = g.adain(g.conv(g.reflect_pad(x, 1), 1024, 1024, 3), "source", 1024)
+        y = g.adain(g.conv(g.reflect_pad(x, 1), width, width, 3), "source", width)
         y = g.node("Relu", [y])
-        y = g.adain(g.conv(g.reflect_pad(y, 1), 1024, 1024, 3), "source", 1024)
+        y = g.adain(g.conv(g.reflect_pad(y, 1), width, width, 3), "source", width)
         x = g.node("Add", [x, y])
     # 3. Decoder back to 128 px, RGB in [0, 1].
-    x = g.leaky(g.conv(g.upsample(x), 1024, 512, 3, pad=1))
-    x = g.leaky(g.conv(g.upsample(x), 512, 256, 3, pad=1))
-    x = g.leaky(g.conv(x, 256, 128, 3, pad=1))
-    x = g.node("Tanh", [g.conv(g.reflect_pad(x, 3), 128, 3, 7)])
+    x = g.leaky(g.conv(g.upsample(x), width, 4 * c, 3, pad=1))
+    x = g.leaky(g.conv(g.upsample(x), 4 * c, 2 * c, 3, pad=1))
+    x = g.leaky(g.conv(x, 2 * c, c, 3, pad=1))
+    x = g.node("Tanh", [g.conv(g.reflect_pad(x, 3), c, 3, 7)])
     x = g.node(
         "Mul",
         [g.node("Add", [x, g.const("one", np.ones(1, np.float32))]), g.const("half", np.full(1, 0.5, np.float32))],
