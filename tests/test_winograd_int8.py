@@ -67,6 +67,9 @@ def test_input_tiles_are_the_winograd_transform_of_every_tile() -> None:
     tile = padded[2, 2:6, 4:8]  # tile row 1, column 2, channel 2
     expected = (b_t @ tile @ b_t.T).reshape(16)
     np.testing.assert_allclose(tiles[:, 1 * 3 + 2, 2], expected, rtol=1e-5, atol=1e-5)
+    lo, hi = winograd_int8.tile_ranges(x, (1, 1, 1, 1))  # what calibration keeps, one position at a time
+    np.testing.assert_allclose(lo, tiles.min(axis=(1, 2)), rtol=1e-6)
+    np.testing.assert_allclose(hi, tiles.max(axis=(1, 2)), rtol=1e-6)
 
 
 @pytest.mark.parametrize(("pads", "bias"), [(1, True), (0, False)])
