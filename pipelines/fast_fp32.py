@@ -11,7 +11,8 @@
    says whether the file is used and why, so the work (about half a minute) happens once.
 
 Only for onnxruntime's CPU provider: GPU libraries pick their own convolution algorithms.
-`SWAPSPOT_WINOGRAD=0` switches it off (the original then runs as it is).
+`SWAPSPOT_WINOGRAD=0` switches it off (the original then runs as it is), and the int8 swapper's Winograd form
+too (`pipelines.quantize` then makes the plain int8 form).
 """
 
 from __future__ import annotations

@@ -161,17 +161,18 @@ def quantize(
 ) -> Path:
     """Static int8 quantization of the convolutions in the given form; writes `out` atomically."""
     tmp = out.with_name(out.name + ".part")
-    if form == "plain":
-        _quantize_static(fp32, tmp, calibration_feeds(crops, latents))
-    else:
-        staged = out.with_name(out.name + ".stage.onnx")
-        try:
+    staged = out.with_name(out.name + ".stage.onnx")
+    try:
+        if form == "plain":
+            _quantize_static(fp32, tmp, calibration_feeds(crops, latents))
+        else:
             if write_winograd_stage(fp32, staged, calibration_feeds(crops, latents)) == 0:
                 raise NothingToRewriteError(f"{fp32.name} has no layer for the Winograd form")
             _quantize_static(staged, tmp, calibration_feeds(crops, latents))
-        finally:
-            staged.unlink(missing_ok=True)
-    tmp.replace(out)
+        tmp.replace(out)
+    finally:  # nothing half-made stays behind
+        staged.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
     return out
 
 
