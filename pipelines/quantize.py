@@ -2,7 +2,7 @@
 
 1. Calibration: aligned 128 px crops of the example faces (plus flipped and re-lit variants) and the
    latents of those faces (or random unit latents without a recognizer).
-2. The recipe ("winograd" form): the widest 3x3 convolutions (the style blocks, 80% of the work) become
+2. The recipe ("winograd" form): the widest 3x3 convolutions (style blocks and first decoder layer, 77% of the work) become
    int8 Winograd F(2x2, 3x3) (`pipelines.winograd_int8`, 2.25x fewer multiplications), the 7x7 layer with
    3 outputs becomes a float GEMM plus shifted sums (`pipelines.narrow_conv`), and onnxruntime's static QDQ
    quantization takes the remaining convolutions. The AdaIN linears, norms and activations stay in float.
