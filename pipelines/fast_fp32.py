@@ -89,14 +89,24 @@ def cached_winograd_report(fp32: Path) -> WinogradReport | None:
 # 1-2. Rewrite and save ---------------------------------------------------------------------------------------
 
 
-def write_winograd(fp32: Path, model_path: Path) -> int:
-    """Rewrite `fp32` into `model_path` (+ `.data`); returns how many convolutions were rewritten."""
+def write_winograd(fp32: Path, model_path: Path, sample: Sequence[np.ndarray] = ()) -> int:
+    """Rewrite `fp32` into `model_path` (+ `.data`); returns how many convolutions were rewritten.
+
+    With a `sample` input (arrays in input order), the convolutions' input shapes are measured in one run
+    instead of inferred (some exporters compute the padding in ways shape inference cannot follow).
+    """
     import onnx
 
-    from pipelines.winograd import winograd_model
+    from pipelines.winograd import measured_shapes, winograd_model
 
+    shapes = None
+    if sample:
+        try:
+            shapes = measured_shapes(fp32, sample)
+        except Exception:  # inference below is the fallback; a damaged file is reported there
+            shapes = None
     try:
-        rewritten, count = winograd_model(onnx.load(str(fp32)), in_place=True)
+        rewritten, count = winograd_model(onnx.load(str(fp32)), in_place=True, shapes=shapes)
     except Exception as error:  # damaged or foreign files raise several unrelated types
         raise ModelError(f"{fp32.name} could not be rewritten in Winograd form: {error}") from error
     # Written under temporary names first, so an interrupted run never leaves a half file under the real name.
@@ -180,7 +190,8 @@ def ensure_winograd_swapper(fp32: Path, photos: Sequence[ImageRGB] = ()) -> Wino
             f"{free / 2**30:.1f} GB are free)",
         )
     # 2. Rewrite and save.
-    layers = write_winograd(fp32, model_path)
+    inputs = check_inputs(photos)
+    layers = write_winograd(fp32, model_path, inputs[0])
     base = WinogradReport(
         str(fp32), str(model_path), False, "", layers=layers, source_size=stat.st_size, source_mtime_ns=stat.st_mtime_ns
     )
@@ -189,7 +200,6 @@ def ensure_winograd_swapper(fp32: Path, photos: Sequence[ImageRGB] = ()) -> Wino
         data_path.unlink(missing_ok=True)
         return finish(replace(base, path=None, reason="fp32 swapper (no convolution suits the Winograd form)"))
     # 3. Check it against the original.
-    inputs = check_inputs(photos)
     reference, fp32_ms = _forward_all(fp32, inputs)
     candidate, winograd_ms = _forward_all(model_path, inputs)
     diff = max(float(np.abs(a - b).max()) for a, b in zip(reference, candidate, strict=True))

@@ -184,10 +184,10 @@ def write_winograd_stage(fp32: Path, staged: Path, feeds: list[dict[str, NDArray
     from pipelines.narrow_conv import narrow_conv_model
     from pipelines.winograd_int8 import calibrate_file, int8_winograd_model
 
-    ranges = calibrate_file(fp32, feeds)  # first: the model is then in memory only once at a time
+    calibration = calibrate_file(fp32, feeds)  # first: the model is then in memory only once at a time
     model = onnx.load(str(fp32))
     model, narrow = narrow_conv_model(model)
-    model, wide = int8_winograd_model(model, in_place=True, ranges=ranges)
+    model, wide = int8_winograd_model(model, in_place=True, calibration=calibration)
     if narrow + wide:
         onnx.save(model, str(staged))
     return narrow + wide

@@ -24,11 +24,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 from numpy.typing import NDArray
 from onnx import helper, numpy_helper, shape_inference
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
 
 # Lavin & Gray's matrices for cross-correlation (what ONNX Conv computes): Y = A^T [(G g G^T) * (B^T d B)] A.
 _F2 = (
@@ -122,16 +127,20 @@ def _static_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
             light.graph.input.append(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
         else:  # small ones (shapes, axes) may be read as values
             light.graph.initializer.append(init)
-    inferred = shape_inference.infer_shapes(light)
+    inferred = shape_inference.infer_shapes(light, data_prop=True)  # data_prop: pads computed from constants
     shapes = {}
     for info in [*inferred.graph.value_info, *inferred.graph.input]:
         shapes[info.name] = [d.dim_value if d.HasField("dim_value") else 0 for d in info.type.tensor_type.shape.dim]
     return shapes
 
 
-def find_layers(model: onnx.ModelProto) -> list[ConvLayer]:
-    """Every Conv with a 3x3 constant fp32 kernel, stride 1, no dilation or groups, and a known static input shape."""
-    shapes = _static_shapes(model)
+def find_layers(model: onnx.ModelProto, shapes: dict[str, list[int]] | None = None) -> list[ConvLayer]:
+    """Every Conv with a 3x3 constant fp32 kernel, stride 1, no dilation or groups, and a known static input shape.
+
+    The shapes come from ONNX shape inference unless `shapes` (tensor name -> shape, e.g. measured in a run)
+    are given. Only the initializers' dims and types are read, so a weight-free skeleton of the model will do.
+    """
+    shapes = _static_shapes(model) if shapes is None else shapes
     initializers = {init.name: init for init in model.graph.initializer}
     layers = []
     for node in model.graph.node:
@@ -154,6 +163,92 @@ def find_layers(model: onnx.ModelProto) -> list[ConvLayer]:
         pads = list(attrs.get("pads", [0, 0, 0, 0]))
         layers.append(ConvLayer(node, (dims[0], dims[1]), (pads[0], pads[1], pads[2], pads[3]), shape[2], shape[3]))
     return layers
+
+
+# Measured shapes ------------------------------------------------------------------------------------------
+
+
+def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The graph without the weights' data (their names, dims and types stay): a few kB."""
+    light = onnx.ModelProto()
+    light.ir_version = model.ir_version
+    light.opset_import.extend(model.opset_import)
+    light.graph.node.extend(model.graph.node)
+    light.graph.input.extend(model.graph.input)
+    light.graph.output.extend(model.graph.output)
+    for init in model.graph.initializer:
+        light.graph.initializer.append(onnx.TensorProto(name=init.name, dims=init.dims, data_type=init.data_type))
+    return light
+
+
+def kernel3_inputs(model: onnx.ModelProto) -> list[str]:
+    """The inputs of every Conv with a constant 3x3 kernel (the candidates, before any shape is known)."""
+    kernels = {init.name for init in model.graph.initializer if list(init.dims)[2:] == [3, 3]}
+    return list(dict.fromkeys(n.input[0] for n in model.graph.node if n.op_type == "Conv" and n.input[1] in kernels))
+
+
+def open_with_conv_inputs(path: Path, threads: int = 0) -> tuple[InferenceSession, onnx.ModelProto, list[str]] | None:
+    """A float session of the model in `path` that also outputs the input of every 3x3 Conv; its weight-free
+    skeleton; and those input names. None when it has no such Conv.
+
+    The model is held once at a time: the file, then its serialized copy, then onnxruntime's session.
+    """
+    model = onnx.load(str(path))
+    skeleton = _skeleton(model)
+    candidates = kernel3_inputs(skeleton)
+    if not candidates:
+        return None
+    existing = {output.name for output in model.graph.output}
+    for name in candidates:
+        if name not in existing:
+            model.graph.output.append(helper.make_empty_tensor_value_info(name))
+    data = model.SerializeToString()
+    del model
+    _release_freed_memory()
+    session = session_from_bytes(data, threads)
+    del data
+    _release_freed_memory()
+    return session, skeleton, candidates
+
+
+def measured_shapes(path: Path, inputs: Sequence[np.ndarray]) -> dict[str, list[int]]:
+    """The shapes of the 3x3 convolutions' inputs in one run of the model on `inputs` (in input order).
+
+    ONNX shape inference cannot follow every exporter (padding computed by ops it does not evaluate); a run
+    can. The model is then in memory once at a time, and released before this returns.
+    """
+    opened = open_with_conv_inputs(path, threads=1)
+    if opened is None:
+        return {}
+    session, _, candidates = opened
+    feed = {spec.name: value for spec, value in zip(session.get_inputs(), inputs, strict=True)}
+    names = [output.name for output in session.get_outputs()]
+    values = dict(zip(names, session.run(None, feed), strict=True))
+    shapes = {name: list(values[name].shape) for name in candidates}
+    del values, session
+    _release_freed_memory()
+    return shapes
+
+
+def session_from_bytes(data: bytes, threads: int) -> InferenceSession:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+
+def _release_freed_memory() -> None:
+    """Give freed heap memory back to the system now (glibc keeps it otherwise), so the next large
+    allocation does not come on top of it. Elsewhere nothing to do."""
+    import contextlib
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _const(name: str, values: NDArray[np.generic]) -> onnx.TensorProto:
@@ -263,14 +358,17 @@ def _finish(has_bias: bool, name: str, output: str) -> list[onnx.NodeProto]:
 
 
 def winograd_model(
-    model: onnx.ModelProto, max_bytes: int = MAX_LAYER_WEIGHT_BYTES, in_place: bool = False
+    model: onnx.ModelProto,
+    max_bytes: int = MAX_LAYER_WEIGHT_BYTES,
+    in_place: bool = False,
+    shapes: dict[str, list[int]] | None = None,
 ) -> tuple[onnx.ModelProto, int]:
     """`model` with its eligible 3x3 convolutions in Winograd form, and how many were rewritten.
 
     `in_place` rewrites `model` itself instead of a copy, and drops each original kernel as soon as its
-    layer is rewritten: the model is then never held twice in memory.
+    layer is rewritten: the model is then never held twice in memory. `shapes`: see `find_layers`.
     """
-    layers = find_layers(model)
+    layers = find_layers(model, shapes)
     chosen = {layer.node.output[0]: (layer, m) for layer in layers if (m := tile_for(layer, max_bytes)) is not None}
 
     def build(

@@ -27,8 +27,8 @@ whole model against fp32 before it is used.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,15 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 from onnx import helper, numpy_helper
 
-from pipelines.winograd import TRANSFORMS, ConvLayer, find_layers, rewrite_layers, transformed_weights
+from pipelines.winograd import (
+    TRANSFORMS,
+    ConvLayer,
+    find_layers,
+    open_with_conv_inputs,
+    rewrite_layers,
+    session_from_bytes,
+    transformed_weights,
+)
 
 BLOCK = 2  # outputs per tile side: F(2x2, 3x3)
 TILE = BLOCK + 2  # inputs per tile side
@@ -53,12 +61,14 @@ TileRanges = dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]]
 """Per rewritten layer (keyed by its output name): the (min, max) of each of its 16 tile positions."""
 
 
-def eligible_layers(model: onnx.ModelProto, min_width: int | None = None) -> list[ConvLayer]:
+def eligible_layers(
+    model: onnx.ModelProto, min_width: int | None = None, shapes: dict[str, list[int]] | None = None
+) -> list[ConvLayer]:
     """The 3x3 stride-1 convolutions with even output sizes and at least `min_width` (default MIN_WIDTH)
-    channels, as the harmonic mean of input and output channels."""
+    channels, as the harmonic mean of input and output channels. `shapes`: see `find_layers`."""
     min_width = MIN_WIDTH if min_width is None else min_width
     chosen = []
-    for layer in find_layers(model):
+    for layer in find_layers(model, shapes):
         k, c = layer.channels
         out_h = layer.height + layer.pads[0] + layer.pads[2] - 2
         out_w = layer.width + layer.pads[1] + layer.pads[3] - 2
@@ -120,42 +130,40 @@ def calibrate(
     """
     added = _add_outputs(model, layers)
     try:
-        session = _session(model.SerializeToString(), threads)
+        session = session_from_bytes(model.SerializeToString(), threads)
     finally:
         for _ in added:
             model.graph.output.pop()
     return _ranges(session, _probes(layers), feeds)
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """What `calibrate_file` measured: tile ranges per layer, and the shapes of the layers' inputs."""
+
+    ranges: TileRanges
+    shapes: dict[str, list[int]]
+
+
 def calibrate_file(
     path: Path, feeds: Sequence[dict[str, np.ndarray]], min_width: int | None = None, threads: int = 0
-) -> TileRanges:
-    """`calibrate` for the eligible layers of the model in `path`, holding the model only once at a time
-    (file, then serialized copy, then onnxruntime's session): 0.3-0.5 GB less at the peak for inswapper."""
-    model = onnx.load(str(path))
-    layers = eligible_layers(model, min_width)
-    if not layers:
-        return {}
-    _add_outputs(model, layers)
-    probes = _probes(layers)
-    data = model.SerializeToString()
-    del model, layers  # the layers' nodes would keep the whole model alive
-    _release_freed_memory()
-    session = _session(data, threads)
-    del data
-    _release_freed_memory()
-    return _ranges(session, probes, feeds)
+) -> Calibration:
+    """`calibrate` for the model in `path`, holding the model only once at a time (file, then serialized
+    copy, then onnxruntime's session: 0.3-0.5 GB less at the peak for inswapper).
 
-
-def _release_freed_memory() -> None:
-    """Give freed heap memory back to the system now (glibc keeps it otherwise), so the next large
-    allocation does not come on top of it. Elsewhere nothing to do."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    The input shapes of the 3x3 convolutions are measured in the first run rather than inferred, so the
+    layers are found even when an exporter computes the padding with ops that shape inference cannot follow.
+    """
+    opened = open_with_conv_inputs(path, threads)
+    if opened is None or not feeds:
+        return Calibration({}, {})
+    session, skeleton, candidates = opened
+    names = [output.name for output in session.get_outputs()]
+    first = dict(zip(names, session.run(None, feeds[0]), strict=True))
+    shapes = {name: list(first[name].shape) for name in candidates}
+    del first
+    probes = _probes(eligible_layers(skeleton, min_width, shapes))
+    return Calibration(_ranges(session, probes, feeds), shapes)
 
 
 Probe = tuple[str, str, tuple[int, int, int, int]]
@@ -173,13 +181,6 @@ def _add_outputs(model: onnx.ModelProto, layers: Sequence[ConvLayer]) -> list[st
     for name in added:
         model.graph.output.append(helper.make_empty_tensor_value_info(name))
     return added
-
-
-def _session(data: bytes, threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 
 def _ranges(
@@ -327,17 +328,17 @@ def int8_winograd_model(
     feeds: Sequence[dict[str, np.ndarray]] = (),
     in_place: bool = False,
     min_width: int | None = None,
-    ranges: TileRanges | None = None,
+    calibration: Calibration | None = None,
 ) -> tuple[onnx.ModelProto, int]:
     """`model` with its eligible 3x3 convolutions in int8 Winograd form, and how many.
 
-    The tile ranges come from `ranges` (see `calibrate_file`) or are calibrated here on `feeds`.
+    The tile ranges and input shapes come from `calibration` (see `calibrate_file`); without it, the shapes
+    are inferred and the ranges calibrated here on `feeds`.
     """
-    layers = eligible_layers(model, min_width)
+    layers = eligible_layers(model, min_width, calibration.shapes if calibration is not None else None)
     if not layers:
         return model, 0
-    if ranges is None:
-        ranges = calibrate(model, layers, feeds)
+    ranges = calibration.ranges if calibration is not None else calibrate(model, layers, feeds)
     missing = [layer.node.output[0] for layer in layers if layer.node.output[0] not in ranges]
     if missing:
         raise ValueError(f"no calibrated range for {', '.join(missing)}")

@@ -209,3 +209,35 @@ def test_a_damaged_swapper_gets_a_message_not_a_traceback(tmp_path: Path, capsys
     damaged.write_bytes(b"not an onnx model at all")
     assert fast_fp32.main(["--swapper", str(damaged)]) == 2
     assert "could not be rewritten in Winograd form" in capsys.readouterr().err
+
+
+def test_layers_behind_a_computed_padding_are_found_by_measuring(tmp_path: Path) -> None:
+    """Some exporters compute the pads with ops ONNX shape inference cannot follow (here Abs): one run on a
+    sample input measures the shapes instead, and the layer is rewritten all the same."""
+    rng = np.random.default_rng(6)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Abs", ["pads_negated"], ["pads"]),
+            helper.make_node("Pad", ["x", "pads"], ["padded"], mode="reflect"),
+            helper.make_node("Conv", ["padded", "w"], ["y"]),
+        ],
+        "computed_pads",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])],
+        [
+            numpy_helper.from_array(np.array([0, 0, -1, -1, 0, 0, -1, -1], np.int64), "pads_negated"),
+            numpy_helper.from_array((rng.standard_normal((8, 8, 3, 3)) * 0.2).astype(np.float32), "w"),
+        ],
+    )
+    source = tmp_path / "computed.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(source))
+    sample = [rng.standard_normal((1, 8, 16, 16)).astype(np.float32)]
+    assert fast_fp32.write_winograd(source, tmp_path / "inferred.onnx") == 0  # inference alone misses it
+    assert fast_fp32.write_winograd(source, tmp_path / "measured.onnx", sample) == 1
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    run = [
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]).run(None, {"x": sample[0]})[0]
+        for path in (source, tmp_path / "measured.onnx")
+    ]
+    np.testing.assert_allclose(run[1], run[0], atol=1e-4)

@@ -107,6 +107,38 @@ def test_only_wide_even_layers_are_chosen() -> None:
     assert eligible_layers(conv_model(channels=32), min_width=None) == []  # MIN_WIDTH is 512
 
 
+def test_layers_behind_a_computed_padding_are_found_by_measuring(tmp_path: Path) -> None:
+    """An exporter may compute the pads with ops ONNX shape inference cannot follow (here Abs); the
+    calibration run measures the shapes instead, and the layer is rewritten all the same."""
+    rng = np.random.default_rng(5)
+    weight = (rng.standard_normal((32, 32, 3, 3)) / np.sqrt(288)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Relu", ["x"], ["r"]),
+            helper.make_node("Abs", ["pads_negated"], ["pads"]),
+            helper.make_node("Pad", ["r", "pads"], ["padded"], mode="reflect"),
+            helper.make_node("Conv", ["padded", "w"], ["y"]),
+        ],
+        "computed_pads",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32, 16, 16])],
+        [
+            numpy_helper.from_array(np.array([0, 0, -1, -1, 0, 0, -1, -1], np.int64), "pads_negated"),
+            numpy_helper.from_array(weight, "w"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert eligible_layers(model, min_width=32) == []  # inference alone does not know the Conv's input
+    path = tmp_path / "computed.onnx"
+    onnx.save(model, str(path))
+    calibration = winograd_int8.calibrate_file(path, feeds(), min_width=32)
+    assert calibration.shapes == {"padded": [1, 32, 18, 18]} and set(calibration.ranges) == {"y"}
+    rewritten, count = int8_winograd_model(onnx.load(str(path)), min_width=32, calibration=calibration)
+    assert count == 1
+    feed = feeds()[0]
+    assert relative_rms(run(rewritten, feed), run(model, feed)) < 0.03
+
+
 def test_calibration_leaves_the_model_outputs_as_they_were() -> None:
     model = conv_model()
     outputs = [output.name for output in model.graph.output]
