@@ -20,10 +20,10 @@ from pipelines.winograd import _static_shapes
 MAX_OUTPUTS = 8  # output channels up to which the rewrite pays
 
 
-def narrow_layers(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+def narrow_layers(model: onnx.ModelProto, shapes: dict[str, list[int]] | None = None) -> list[onnx.NodeProto]:
     """Conv nodes with a constant float kernel larger than 1x1, at most MAX_OUTPUTS outputs, stride 1,
-    no groups or dilation, and a static input shape."""
-    shapes = _static_shapes(model)
+    no groups or dilation, and a static input shape (inferred, or from `shapes` measured in a run)."""
+    shapes = _static_shapes(model) if shapes is None else shapes
     initializers = {init.name: init for init in model.graph.initializer}
     found = []
     for node in model.graph.node:
@@ -103,12 +103,14 @@ def narrow_nodes(
     return nodes, inits
 
 
-def narrow_conv_model(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+def narrow_conv_model(
+    model: onnx.ModelProto, shapes: dict[str, list[int]] | None = None
+) -> tuple[onnx.ModelProto, int]:
     """`model` (rewritten in place) with its narrow convolutions as GEMM + shifted sums; and how many."""
-    found = narrow_layers(model)
+    shapes = _static_shapes(model) if shapes is None else shapes
+    found = narrow_layers(model, shapes)
     if not found:
         return model, 0
-    shapes = _static_shapes(model)
     position = {init.name: i for i, init in enumerate(model.graph.initializer)}
     targets = {id(node) for node in found}
     old_nodes = list(model.graph.node)

@@ -186,7 +186,7 @@ def write_winograd_stage(fp32: Path, staged: Path, feeds: list[dict[str, NDArray
 
     calibration = calibrate_file(fp32, feeds)  # first: the model is then in memory only once at a time
     model = onnx.load(str(fp32))
-    model, narrow = narrow_conv_model(model)
+    model, narrow = narrow_conv_model(model, calibration.shapes or None)
     model, wide = int8_winograd_model(model, in_place=True, calibration=calibration)
     if narrow + wide:
         onnx.save(model, str(staged))

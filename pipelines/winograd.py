@@ -181,21 +181,21 @@ def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
     return light
 
 
-def kernel3_inputs(model: onnx.ModelProto) -> list[str]:
-    """The inputs of every Conv with a constant 3x3 kernel (the candidates, before any shape is known)."""
-    kernels = {init.name for init in model.graph.initializer if list(init.dims)[2:] == [3, 3]}
+def conv_inputs(model: onnx.ModelProto) -> list[str]:
+    """The inputs of every Conv with a constant 2-D kernel (the candidates, before any shape is known)."""
+    kernels = {init.name for init in model.graph.initializer if len(init.dims) == 4}
     return list(dict.fromkeys(n.input[0] for n in model.graph.node if n.op_type == "Conv" and n.input[1] in kernels))
 
 
 def open_with_conv_inputs(path: Path, threads: int = 0) -> tuple[InferenceSession, onnx.ModelProto, list[str]] | None:
-    """A float session of the model in `path` that also outputs the input of every 3x3 Conv; its weight-free
-    skeleton; and those input names. None when it has no such Conv.
+    """A float session of the model in `path` that also outputs the input of every Conv with a constant
+    kernel; its weight-free skeleton; and those input names. None when it has no such Conv.
 
     The model is held once at a time: the file, then its serialized copy, then onnxruntime's session.
     """
     model = onnx.load(str(path))
     skeleton = _skeleton(model)
-    candidates = kernel3_inputs(skeleton)
+    candidates = conv_inputs(skeleton)
     if not candidates:
         return None
     existing = {output.name for output in model.graph.output}
@@ -212,7 +212,7 @@ def open_with_conv_inputs(path: Path, threads: int = 0) -> tuple[InferenceSessio
 
 
 def measured_shapes(path: Path, inputs: Sequence[np.ndarray]) -> dict[str, list[int]]:
-    """The shapes of the 3x3 convolutions' inputs in one run of the model on `inputs` (in input order).
+    """The shapes of the convolutions' inputs in one run of the model on `inputs` (in input order).
 
     ONNX shape inference cannot follow every exporter (padding computed by ops it does not evaluate); a run
     can. The model is then in memory once at a time, and released before this returns.
