@@ -75,8 +75,12 @@ def run(engine: str, seconds: float, detector: Path, swapper: Path, workdir: Pat
         run_app(args, env, workdir / f"app-{engine}-{precision}.log") as app,
         live_page(app.url, camera, engine=engine) as page,
     ):
-        page.page.wait_for_timeout(int(seconds * 1000))
-        figures = summarise(page.probe(), skip_s=min(5.0, seconds / 3))
+        skip_s = min(5.0, seconds / 3)
+        page.page.wait_for_timeout(int(skip_s * 1000))
+        before = cpu_snapshot()
+        page.page.wait_for_timeout(int((seconds - skip_s) * 1000))
+        split = cpu_split(before, cpu_snapshot(), app.process.pid)
+        figures = summarise(page.probe(), skip_s=skip_s)
         stats = page.text("live-stats")
         page.page.locator("#webcam button.capture-button").click()  # the user stops the stream
         stop = server_cpu_after_stop(app)
@@ -87,8 +91,64 @@ def run(engine: str, seconds: float, detector: Path, swapper: Path, workdir: Pat
         **figures,
         **page_numbers(stats),
         "page_text": stats.splitlines()[0],
+        "cpu_cores": split,
         **stop,
     }
+
+
+def cpu_snapshot() -> tuple[float, dict[int, tuple[str, float]], list[int]]:
+    """(time, {pid: (command line, CPU seconds)}, the machine's /proc/stat CPU counters)."""
+    import os
+    import time
+
+    tick = os.sysconf("SC_CLK_TCK")
+    processes = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        processes[int(entry.name)] = (command, (int(fields[11]) + int(fields[12])) / tick)
+    machine = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return time.monotonic(), processes, machine
+
+
+def cpu_split(
+    before: tuple[float, dict[int, tuple[str, float]], list[int]],
+    after: tuple[float, dict[int, tuple[str, float]], list[int]],
+    app_pid: int,
+) -> dict[str, float]:
+    """Cores used between two snapshots by the app, each kind of Chromium process, Playwright's driver,
+    everything else, and left idle: where the machine's two cores go during the run."""
+    import re
+
+    seconds = after[0] - before[0]
+    groups: dict[str, float] = {}
+    for pid, (command, cpu) in after[1].items():
+        if pid not in before[1]:
+            continue
+        if pid == app_pid:
+            group = "app"
+        elif "playwright" in command and "driver" in command:
+            group = "playwright"
+        elif "chrom" in command:
+            kind = re.search(r"--utility-sub-type=\S*?(\w+)\.mojom", command) or re.search(r"--type=(\S+)", command)
+            group = f"chromium {kind.group(1) if kind else 'browser'}"
+        else:
+            group = "other"
+        groups[group] = groups.get(group, 0.0) + (cpu - before[1][pid][1]) / seconds
+    counters = [b - a for a, b in zip(before[2], after[2], strict=False)]
+    groups["idle"] = (counters[3] + counters[4]) / max(sum(counters), 1) * (os_cpu_count())
+    return {name: round(value, 3) for name, value in sorted(groups.items(), key=lambda kv: -kv[1])}
+
+
+def os_cpu_count() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def server_cpu_after_stop(app: Any, step_s: float = 0.25, span_s: float = 3.0) -> dict[str, Any]:
@@ -155,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['latency_p90_ms']:>10.0f}ms {r.get('page_swaps_per_s', float('nan')):>8.2f}  {r.get('mode', '?')}"
             f"  {'not within 3 s' if idle is None else f'{idle:.2f} s':>22}  ({r['reference_detect_ms']:.0f} ms)"
         )
+        cores = ", ".join(f"{name} {value:.2f}" for name, value in r["cpu_cores"].items() if value >= 0.005)
+        print(f"{'':<16} CPU in cores: {cores}")
     return 0
 
 
