@@ -139,13 +139,19 @@ def test_layers_behind_a_computed_padding_are_found_by_measuring(tmp_path: Path)
     assert relative_rms(run(rewritten, feed), run(model, feed)) < 0.03
 
 
-def test_calibration_leaves_the_model_outputs_as_they_were() -> None:
+def test_calibration_leaves_the_model_outputs_as_they_were(tmp_path: Path) -> None:
     model = conv_model()
     outputs = [output.name for output in model.graph.output]
     ranges = winograd_int8.calibrate(model, eligible_layers(model, min_width=32), feeds())
     assert [output.name for output in model.graph.output] == outputs
     ((lo, hi),) = ranges.values()
     assert lo.shape == hi.shape == (16,) and np.all(lo <= hi)
+    # From the file, the same ranges (every feed counted once) and the measured shape.
+    onnx.save(model, str(tmp_path / "conv.onnx"))
+    from_file = winograd_int8.calibrate_file(tmp_path / "conv.onnx", feeds(), min_width=32)
+    np.testing.assert_allclose(from_file.ranges["y"][0], lo, rtol=1e-6)
+    np.testing.assert_allclose(from_file.ranges["y"][1], hi, rtol=1e-6)
+    assert from_file.shapes == {"r": [1, 32, 16, 16]}
 
 
 def narrow_model(outputs: int, kernel: int = 7, stride: int = 1) -> onnx.ModelProto:
