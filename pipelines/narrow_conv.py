@@ -15,71 +15,36 @@ import onnx
 from numpy.typing import NDArray
 from onnx import helper, numpy_helper
 
-from pipelines.winograd import _static_shapes
+from pipelines.winograd import ConvLayer, conv_layers, explicit_padding, rewrite_layers
 
 MAX_OUTPUTS = 8  # output channels up to which the rewrite pays
 
 
-def narrow_layers(model: onnx.ModelProto, shapes: dict[str, list[int]] | None = None) -> list[onnx.NodeProto]:
-    """Conv nodes with a constant float kernel larger than 1x1, at most MAX_OUTPUTS outputs, stride 1,
-    no groups or dilation, and a static input shape (inferred, or from `shapes` measured in a run)."""
-    shapes = _static_shapes(model) if shapes is None else shapes
-    initializers = {init.name: init for init in model.graph.initializer}
-    found = []
-    for node in model.graph.node:
-        if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in initializers:
-            continue
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        if attrs.get("group", 1) != 1 or any(s != 1 for s in attrs.get("strides", [1, 1])):
-            continue
-        if any(d != 1 for d in attrs.get("dilations", [1, 1])) or attrs.get("auto_pad", b"NOTSET") not in (
-            b"NOTSET",
-            "",
-        ):
-            continue
-        weight = initializers[node.input[1]]
-        dims = list(weight.dims)
-        if (
-            len(dims) != 4
-            or dims[0] > MAX_OUTPUTS
-            or dims[2] * dims[3] == 1
-            or weight.data_type != onnx.TensorProto.FLOAT
-        ):
-            continue
-        shape = shapes.get(node.input[0], [])
-        if len(shape) != 4 or shape[0] != 1 or min(shape) <= 0 or shape[1] != dims[1]:
-            continue
-        if len(node.input) > 2 and node.input[2] and node.input[2] not in initializers:
-            continue
-        found.append(node)
-    return found
+def narrow_layers(model: onnx.ModelProto, shapes: dict[str, list[int]] | None = None) -> list[ConvLayer]:
+    """The rewritable convolutions (`conv_layers`; `shapes` as there) with a kernel larger than 1x1 and at
+    most MAX_OUTPUTS outputs."""
+    return [
+        layer for layer in conv_layers(model, shapes) if layer.channels[0] <= MAX_OUTPUTS and layer.kernel != (1, 1)
+    ]
 
 
 def narrow_nodes(
-    node: onnx.NodeProto, weight: NDArray[np.float32], bias: NDArray[np.float32] | None, shape: list[int], prefix: str
+    layer: ConvLayer, weight: NDArray[np.float32], bias: NDArray[np.float32] | None, prefix: str
 ) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
-    """The nodes and constants computing `node` (input `shape`) as Z = W' x and a sum of shifted slices."""
-    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    top, left, bottom, right = list(attrs.get("pads", [0, 0, 0, 0]))
+    """The nodes and constants computing `layer` as Z = W' x and a sum of shifted slices."""
+    top, left, bottom, right = layer.pads
     k, c, kh, kw = weight.shape
-    height, width = shape[2] + top + bottom, shape[3] + left + right
+    height, width = layer.height + top + bottom, layer.width + left + right
     out_h, out_w = height - kh + 1, width - kw + 1
     name = f"{prefix}_nc"
     taps = np.ascontiguousarray(weight.transpose(2, 3, 0, 1).reshape(kh * kw * k, c), dtype=np.float32)
-    inits = [
+    nodes, inits, source = explicit_padding(layer.node.input[0], layer.pads, name)
+    inits += [
         numpy_helper.from_array(taps, f"{name}_W"),
         numpy_helper.from_array(np.array([c, height * width], np.int64), f"{name}_x_shape"),
         numpy_helper.from_array(np.array([kh * kw, k, height, width], np.int64), f"{name}_z_shape"),
         numpy_helper.from_array(np.array([0, 2, 3], np.int64), f"{name}_axes"),
     ]
-    nodes = []
-    source = node.input[0]
-    if any((top, left, bottom, right)):
-        inits.append(
-            numpy_helper.from_array(np.array([0, 0, top, left, 0, 0, bottom, right], np.int64), f"{name}_pads")
-        )
-        nodes.append(helper.make_node("Pad", [source, f"{name}_pads"], [f"{name}_padded"], mode="constant"))
-        source = f"{name}_padded"
     # 1. Every tap of every output channel at every pixel: (kh*kw*K, C) @ (C, H*W).
     nodes.append(helper.make_node("Reshape", [source, f"{name}_x_shape"], [f"{name}_x"]))
     nodes.append(helper.make_node("MatMul", [f"{name}_W", f"{name}_x"], [f"{name}_z_flat"]))
@@ -97,7 +62,7 @@ def narrow_nodes(
     if bias is not None:
         inits.append(numpy_helper.from_array(bias.reshape(1, k, 1, 1).astype(np.float32), f"{name}_bias"))
         shifted.append(f"{name}_bias")
-    nodes.append(helper.make_node("Sum", shifted, [node.output[0]]))
+    nodes.append(helper.make_node("Sum", shifted, [layer.node.output[0]]))
     for index, made in enumerate(nodes):
         made.name = f"{name}_{index}"
     return nodes, inits
@@ -107,23 +72,7 @@ def narrow_conv_model(
     model: onnx.ModelProto, shapes: dict[str, list[int]] | None = None
 ) -> tuple[onnx.ModelProto, int]:
     """`model` (rewritten in place) with its narrow convolutions as GEMM + shifted sums; and how many."""
-    shapes = _static_shapes(model) if shapes is None else shapes
-    found = narrow_layers(model, shapes)
-    if not found:
+    layers = narrow_layers(model, shapes)
+    if not layers:
         return model, 0
-    position = {init.name: i for i, init in enumerate(model.graph.initializer)}
-    targets = {id(node) for node in found}
-    old_nodes = list(model.graph.node)
-    del model.graph.node[:]
-    for index, node in enumerate(old_nodes):
-        if id(node) not in targets:
-            model.graph.node.append(node)
-            continue
-        weight = numpy_helper.to_array(model.graph.initializer[position[node.input[1]]])
-        bias = None
-        if len(node.input) > 2 and node.input[2]:
-            bias = numpy_helper.to_array(model.graph.initializer[position[node.input[2]]])
-        nodes, inits = narrow_nodes(node, weight, bias, shapes[node.input[0]], f"conv{index}")
-        model.graph.node.extend(nodes)
-        model.graph.initializer.extend(inits)
-    return model, len(found)
+    return rewrite_layers(model, layers, narrow_nodes, in_place=True), len(layers)

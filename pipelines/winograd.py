@@ -76,7 +76,7 @@ weights would be larger stays a plain Conv."""
 
 @dataclass(frozen=True)
 class ConvLayer:
-    """A 3x3 stride-1 Conv that can be rewritten: its node, weight shape, padding and static input shape.
+    """A plain stride-1 Conv that can be rewritten: its node, weight shape, padding and static input shape.
 
     The weights themselves are read from the model only when the layer is rewritten (`winograd_model`), so
     a large model is never held twice in memory.
@@ -87,6 +87,7 @@ class ConvLayer:
     pads: tuple[int, int, int, int]  # top, left, bottom, right
     height: int  # input height and width before the node's own padding
     width: int
+    kernel: tuple[int, int] = (3, 3)  # kernel height and width
 
 
 def transformed_weights(weight: NDArray[np.float32], m: int) -> NDArray[np.float32]:
@@ -116,12 +117,7 @@ def _static_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
     Shape inference runs on a copy without the large weights (declared as graph inputs of their shape
     instead): it needs their shapes only, and a copy with them would double the model in memory.
     """
-    light = onnx.ModelProto()
-    light.ir_version = model.ir_version
-    light.opset_import.extend(model.opset_import)
-    light.graph.node.extend(model.graph.node)
-    light.graph.input.extend(model.graph.input)
-    light.graph.output.extend(model.graph.output)
+    light = _graph_only(model)
     for init in model.graph.initializer:
         if int(np.prod(init.dims, dtype=np.int64)) > 1024:
             light.graph.input.append(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
@@ -134,8 +130,9 @@ def _static_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
     return shapes
 
 
-def find_layers(model: onnx.ModelProto, shapes: dict[str, list[int]] | None = None) -> list[ConvLayer]:
-    """Every Conv with a 3x3 constant fp32 kernel, stride 1, no dilation or groups, and a known static input shape.
+def conv_layers(model: onnx.ModelProto, shapes: dict[str, list[int]] | None = None) -> list[ConvLayer]:
+    """Every Conv a rewrite can replace: a constant fp32 4-D kernel (and constant bias, if any), stride 1, no
+    dilation, groups or auto padding, and a known static input shape with batch 1.
 
     The shapes come from ONNX shape inference unless `shapes` (tensor name -> shape, e.g. measured in a run)
     are given. Only the initializers' dims and types are read, so a weight-free skeleton of the model will do.
@@ -147,35 +144,77 @@ def find_layers(model: onnx.ModelProto, shapes: dict[str, list[int]] | None = No
         if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in initializers:
             continue
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        if attrs.get("group", 1) != 1 or list(attrs.get("strides", [1, 1])) != [1, 1]:
+        if attrs.get("group", 1) != 1 or any(s != 1 for s in attrs.get("strides", [1, 1])):
             continue
-        if list(attrs.get("dilations", [1, 1])) != [1, 1] or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", ""):
+        if any(d != 1 for d in attrs.get("dilations", [1, 1])) or attrs.get("auto_pad", b"NOTSET") not in (
+            b"NOTSET",
+            "",
+        ):
             continue
         weight = initializers[node.input[1]]
         dims = list(weight.dims)
-        if len(dims) != 4 or dims[2:] != [3, 3] or weight.data_type != onnx.TensorProto.FLOAT:
+        if len(dims) != 4 or weight.data_type != onnx.TensorProto.FLOAT:
             continue
         shape = shapes.get(node.input[0], [])
         if len(shape) != 4 or shape[0] != 1 or min(shape) <= 0 or shape[1] != dims[1]:
             continue
         if len(node.input) > 2 and node.input[2] and node.input[2] not in initializers:
             continue
-        pads = list(attrs.get("pads", [0, 0, 0, 0]))
-        layers.append(ConvLayer(node, (dims[0], dims[1]), (pads[0], pads[1], pads[2], pads[3]), shape[2], shape[3]))
+        top, left, bottom, right = list(attrs.get("pads", [0, 0, 0, 0]))
+        channels, kernel = (dims[0], dims[1]), (dims[2], dims[3])
+        layers.append(ConvLayer(node, channels, (top, left, bottom, right), shape[2], shape[3], kernel))
     return layers
+
+
+def find_layers(model: onnx.ModelProto, shapes: dict[str, list[int]] | None = None) -> list[ConvLayer]:
+    """Every `conv_layers` Conv with a 3x3 kernel."""
+    return [layer for layer in conv_layers(model, shapes) if layer.kernel == (3, 3)]
+
+
+def explicit_padding(
+    source: str, pads: tuple[int, int, int, int], name: str
+) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto], str]:
+    """A Conv's own zero padding (top, left, bottom, right) as a Pad node: (nodes, constants, padded tensor)."""
+    if not any(pads):
+        return [], [], source
+    top, left, bottom, right = pads
+    constant = _const(f"{name}_pads", np.array([0, 0, top, left, 0, 0, bottom, right], np.int64))
+    node = helper.make_node("Pad", [source, f"{name}_pads"], [f"{name}_padded"], mode="constant")
+    return [node], [constant], f"{name}_padded"
+
+
+def add_outputs(model: onnx.ModelProto, names: Sequence[str]) -> list[str]:
+    """Make the named tensors graph outputs too; returns those added (appended last, in order)."""
+    existing = {output.name for output in model.graph.output}
+    added = [name for name in dict.fromkeys(names) if name not in existing]
+    for name in added:
+        model.graph.output.append(helper.make_empty_tensor_value_info(name))
+    return added
+
+
+def run_named(session: InferenceSession, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One run, every output by name."""
+    names = [output.name for output in session.get_outputs()]
+    return dict(zip(names, session.run(None, feed), strict=True))
 
 
 # Measured shapes ------------------------------------------------------------------------------------------
 
 
-def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The graph without the weights' data (their names, dims and types stay): a few kB."""
+def _graph_only(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of `model`'s nodes, inputs and outputs, without any initializer."""
     light = onnx.ModelProto()
     light.ir_version = model.ir_version
     light.opset_import.extend(model.opset_import)
     light.graph.node.extend(model.graph.node)
     light.graph.input.extend(model.graph.input)
     light.graph.output.extend(model.graph.output)
+    return light
+
+
+def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The graph without the weights' data (their names, dims and types stay): a few kB."""
+    light = _graph_only(model)
     for init in model.graph.initializer:
         light.graph.initializer.append(onnx.TensorProto(name=init.name, dims=init.dims, data_type=init.data_type))
     return light
@@ -198,10 +237,7 @@ def open_with_conv_inputs(path: Path, threads: int = 0) -> tuple[InferenceSessio
     candidates = conv_inputs(skeleton)
     if not candidates:
         return None
-    existing = {output.name for output in model.graph.output}
-    for name in candidates:
-        if name not in existing:
-            model.graph.output.append(helper.make_empty_tensor_value_info(name))
+    add_outputs(model, candidates)
     data = model.SerializeToString()
     del model
     _release_freed_memory()
@@ -222,8 +258,7 @@ def measured_shapes(path: Path, inputs: Sequence[np.ndarray]) -> dict[str, list[
         return {}
     session, _, candidates = opened
     feed = {spec.name: value for spec, value in zip(session.get_inputs(), inputs, strict=True)}
-    names = [output.name for output in session.get_outputs()]
-    values = dict(zip(names, session.run(None, feed), strict=True))
+    values = run_named(session, feed)
     shapes = {name: list(values[name].shape) for name in candidates}
     del values, session
     _release_freed_memory()
@@ -289,13 +324,9 @@ def winograd_nodes(
     ]
     if bias is not None:
         inits.append(_const(f"{name}_bias", bias.reshape(1, k, 1, 1).astype(np.float32)))
-    nodes: list[onnx.NodeProto] = []
-    source = layer.node.input[0]
     # 0. The Conv's own zero padding, made explicit; then channels last: (Hp, Wp, C).
-    if any(layer.pads):
-        inits.append(_const(f"{name}_pads", np.array([0, 0, top, left, 0, 0, bottom, right], np.int64)))
-        nodes.append(helper.make_node("Pad", [source, f"{name}_pads"], [f"{name}_padded"], mode="constant"))
-        source = f"{name}_padded"
+    nodes, padding, source = explicit_padding(layer.node.input[0], layer.pads, name)
+    inits.extend(padding)
     nodes.append(helper.make_node("Transpose", [source], [f"{name}_nhwc"], perm=[0, 2, 3, 1]))
     nodes.append(helper.make_node("Reshape", [f"{name}_nhwc", f"{name}_hwc"], [f"{name}_hwc_map"]))
     # 1. Overlapping tiles: rows p, p+m, ... for each row offset p in a tile, then the same for the columns.

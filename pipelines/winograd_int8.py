@@ -40,9 +40,12 @@ from onnx import helper, numpy_helper
 from pipelines.winograd import (
     TRANSFORMS,
     ConvLayer,
+    add_outputs,
+    explicit_padding,
     find_layers,
     open_with_conv_inputs,
     rewrite_layers,
+    run_named,
     session_from_bytes,
     transformed_weights,
 )
@@ -128,7 +131,7 @@ def calibrate(
 
     The layers' inputs become extra graph outputs for the run, and are removed again afterwards.
     """
-    added = _add_outputs(model, layers)
+    added = add_outputs(model, [layer.node.input[0] for layer in layers])
     try:
         session = session_from_bytes(model.SerializeToString(), threads)
     finally:
@@ -158,8 +161,7 @@ def calibrate_file(
     if opened is None or not feeds:
         return Calibration({}, {})
     session, skeleton, candidates = opened
-    names = [output.name for output in session.get_outputs()]
-    first = dict(zip(names, session.run(None, feeds[0]), strict=True))
+    first = run_named(session, feeds[0])
     shapes = {name: list(first[name].shape) for name in candidates}
     probes = _probes(eligible_layers(skeleton, min_width, shapes))
     ranges: TileRanges = {}
@@ -176,15 +178,6 @@ def _probes(layers: Sequence[ConvLayer]) -> list[Probe]:
     return [(layer.node.input[0], layer.node.output[0], layer.pads) for layer in layers]
 
 
-def _add_outputs(model: onnx.ModelProto, layers: Sequence[ConvLayer]) -> list[str]:
-    """Make the layers' inputs graph outputs too; returns the names added (they are appended last)."""
-    existing = {output.name for output in model.graph.output}
-    added = [name for name in dict.fromkeys(layer.node.input[0] for layer in layers) if name not in existing]
-    for name in added:
-        model.graph.output.append(helper.make_empty_tensor_value_info(name))
-    return added
-
-
 def _ranges(
     session: ort.InferenceSession,
     probes: Sequence[Probe],
@@ -192,10 +185,9 @@ def _ranges(
     ranges: TileRanges | None = None,
 ) -> TileRanges:
     """`ranges` (or new ones) widened by one run per feed."""
-    names = [output.name for output in session.get_outputs()]
     ranges = {} if ranges is None else ranges
     for feed in feeds:
-        _widen(ranges, dict(zip(names, session.run(None, feed), strict=True)), probes)
+        _widen(ranges, run_named(session, feed), probes)
     return ranges
 
 
@@ -291,12 +283,10 @@ def int8_winograd_nodes(
                 nodes.append(helper.make_node("Sub", [parts[second], parts[first]], [sums[-1]]))
         return sums
 
-    source = layer.node.input[0]
     # 3. The Conv's zero padding made explicit, channels last, then rows as (tile + 1, even/odd, W, C).
-    if any(layer.pads):
-        inits.append(_const(f"{name}_pads", np.array([0, 0, top, left, 0, 0, bottom, right], np.int64)))
-        nodes.append(helper.make_node("Pad", [source, f"{name}_pads"], [f"{name}_padded"], mode="constant"))
-        source = f"{name}_padded"
+    padding_nodes, padding, source = explicit_padding(layer.node.input[0], layer.pads, name)
+    nodes.extend(padding_nodes)
+    inits.extend(padding)
     nodes.append(helper.make_node("Transpose", [source], [f"{name}_nhwc"], perm=[0, 2, 3, 1]))
     nodes.append(helper.make_node("Reshape", [f"{name}_nhwc", f"{name}_rows_shape"], [f"{name}_pairs"]))
     quantized = []

@@ -19,6 +19,7 @@ from pipelines.loading import fp32_swapper_for
 from pipelines.service import SwapperPreparation
 from pipelines.types import RuntimeSettings
 from pipelines.winograd import find_layers, winograd_model
+from tests.model_builders.common import build_computed_padding_conv
 from tests.model_builders.swapper import build_tiny_inswapper
 
 
@@ -215,22 +216,8 @@ def test_layers_behind_a_computed_padding_are_found_by_measuring(tmp_path: Path)
     """Some exporters compute the pads with ops ONNX shape inference cannot follow (here Abs): one run on a
     sample input measures the shapes instead, and the layer is rewritten all the same."""
     rng = np.random.default_rng(6)
-    graph = helper.make_graph(
-        [
-            helper.make_node("Abs", ["pads_negated"], ["pads"]),
-            helper.make_node("Pad", ["x", "pads"], ["padded"], mode="reflect"),
-            helper.make_node("Conv", ["padded", "w"], ["y"]),
-        ],
-        "computed_pads",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16, 16])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])],
-        [
-            numpy_helper.from_array(np.array([0, 0, -1, -1, 0, 0, -1, -1], np.int64), "pads_negated"),
-            numpy_helper.from_array((rng.standard_normal((8, 8, 3, 3)) * 0.2).astype(np.float32), "w"),
-        ],
-    )
-    source = tmp_path / "computed.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(source))
+    weight = rng.standard_normal((8, 8, 3, 3)) * 0.2
+    source = build_computed_padding_conv(tmp_path / "computed.onnx", weight)
     sample = [rng.standard_normal((1, 8, 16, 16)).astype(np.float32)]
     assert fast_fp32.write_winograd(source, tmp_path / "inferred.onnx") == 0  # inference alone misses it
     assert fast_fp32.write_winograd(source, tmp_path / "measured.onnx", sample) == 1

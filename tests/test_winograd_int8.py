@@ -18,6 +18,7 @@ from pipelines.narrow_conv import narrow_conv_model
 from pipelines.quantize import PLAIN_RECIPE, RECIPE, cached_report, ensure_int8_swapper
 from pipelines.winograd_int8 import eligible_layers, input_tiles, int8_winograd_model
 from tests.conftest import ROOT
+from tests.model_builders.common import build_computed_padding_conv
 from tests.model_builders.detector import build_fake_scrfd, face_at
 from tests.model_builders.swapper import build_inswapper_topology
 
@@ -111,26 +112,10 @@ def test_layers_behind_a_computed_padding_are_found_by_measuring(tmp_path: Path)
     """An exporter may compute the pads with ops ONNX shape inference cannot follow (here Abs); the
     calibration run measures the shapes instead, and the layer is rewritten all the same."""
     rng = np.random.default_rng(5)
-    weight = (rng.standard_normal((32, 32, 3, 3)) / np.sqrt(288)).astype(np.float32)
-    graph = helper.make_graph(
-        [
-            helper.make_node("Relu", ["x"], ["r"]),
-            helper.make_node("Abs", ["pads_negated"], ["pads"]),
-            helper.make_node("Pad", ["r", "pads"], ["padded"], mode="reflect"),
-            helper.make_node("Conv", ["padded", "w"], ["y"]),
-        ],
-        "computed_pads",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32, 16, 16])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32, 16, 16])],
-        [
-            numpy_helper.from_array(np.array([0, 0, -1, -1, 0, 0, -1, -1], np.int64), "pads_negated"),
-            numpy_helper.from_array(weight, "w"),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    weight = rng.standard_normal((32, 32, 3, 3)) / np.sqrt(288)
+    path = build_computed_padding_conv(tmp_path / "computed.onnx", weight, relu=True)
+    model = onnx.load(str(path))
     assert eligible_layers(model, min_width=32) == []  # inference alone does not know the Conv's input
-    path = tmp_path / "computed.onnx"
-    onnx.save(model, str(path))
     calibration = winograd_int8.calibrate_file(path, feeds(), min_width=32)
     assert calibration.shapes == {"padded": [1, 32, 18, 18]} and set(calibration.ranges) == {"y"}
     rewritten, count = int8_winograd_model(onnx.load(str(path)), min_width=32, calibration=calibration)
