@@ -162,13 +162,14 @@ def quantize(
     """Static int8 quantization of the convolutions in the given form; writes `out` atomically."""
     tmp = out.with_name(out.name + ".part")
     staged = out.with_name(out.name + ".stage.onnx")
+    feeds = calibration_feeds(crops, latents)
     try:
         if form == "plain":
-            _quantize_static(fp32, tmp, calibration_feeds(crops, latents))
+            _quantize_static(fp32, tmp, feeds)
         else:
-            if write_winograd_stage(fp32, staged, calibration_feeds(crops, latents)) == 0:
+            if write_winograd_stage(fp32, staged, feeds) == 0:
                 raise NothingToRewriteError(f"{fp32.name} has no layer for the Winograd form")
-            _quantize_static(staged, tmp, calibration_feeds(crops, latents))
+            _quantize_static(staged, tmp, feeds)
         tmp.replace(out)
     finally:  # nothing half-made stays behind
         staged.unlink(missing_ok=True)
@@ -244,7 +245,7 @@ def check_quality(
     fp32: Path, int8: Path, crops: Sequence[ImageRGB], latents: Sequence[NDArray[np.float32]], analyzer: FaceAnalyzer
 ) -> tuple[float, float | None, float, float]:
     """(mean PSNR dB, min identity similarity or None, fp32 ms, int8 ms) on up to 6 calibration faces."""
-    feeds = [{"target": to_blob(c), "source": latents[i % len(latents)]} for i, c in enumerate(crops[:6])]
+    feeds = calibration_feeds(crops[:6], latents)
     reference, fp32_ms = _forward_all(fp32, feeds, threads=0)
     candidate, int8_ms = _forward_all(int8, feeds, threads=0)
     quality = float(np.mean([psnr(a, b) for a, b in zip(reference, candidate, strict=True)]))
