@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,14 +35,26 @@ from pipelines.face_align import norm_crop
 from pipelines.face_analysis import FaceAnalyzer
 from pipelines.types import ImageRGB, RuntimeSettings
 
+if TYPE_CHECKING:
+    from pipelines.winograd_int8 import Calibration
+
 INT8_SUFFIX = ".int8.onnx"
 REPORT_SUFFIX = ".int8.json"
 MIN_PSNR_DB = 30.0
 MIN_IDENTITY_SIMILARITY = 0.9
 MIN_SPEEDUP = 1.2  # int8 must also be clearly faster (CPUs without fast int8 instructions may not gain)
-RECIPE = "qdq-conv-perchannel-u8s8-v2+winograd-f2"  # bump to invalidate cached int8 files when the recipe changes
-PLAIN_RECIPE = "qdq-conv-perchannel-u8s8-v2"  # with SWAPSPOT_WINOGRAD=0
-Form = Literal["winograd", "plain"]
+RECIPE = "qdq-conv-perchannel-u8s8-v3+winograd-f4f2"  # bump to invalidate cached int8 files when the recipe changes
+PLAIN_RECIPE = "qdq-conv-perchannel-u8s8-v3"  # with SWAPSPOT_WINOGRAD=0
+Form = Literal["winograd", "winograd-f2", "plain"]
+FORMS: tuple[Form, ...] = ("winograd", "winograd-f2", "plain")
+"""Tried in this order until one passes the check: F(4x4) for the widest layers and F(2x2) for the other
+wide ones; F(2x2) for all of them; QDQ on every convolution."""
+LARGEST_BLOCK = {"winograd": 4, "winograd-f2": 2, "plain": 0}
+FORM_NAMES = {
+    "winograd": "Winograd F(4x4) form",
+    "winograd-f2": "Winograd F(2x2) form",
+    "plain": "plain form",
+}
 
 
 def current_recipe() -> str:
@@ -67,8 +79,8 @@ class QuantizationReport:
     source_size: int = 0
     source_mtime_ns: int = 0
     recipe: str = RECIPE
-    form: str = "plain"  # the form in the int8 file: "winograd" or "plain"
-    fallback: str | None = None  # why the winograd form was not kept, when it was tried and failed
+    form: str = "plain"  # the form in the int8 file: "winograd", "winograd-f2" or "plain" (FORM_NAMES)
+    fallback: str | None = None  # why the faster forms were not kept, when they were tried and failed
 
     @property
     def speedup(self) -> float | None:
@@ -158,44 +170,65 @@ def quantize(
     crops: Sequence[ImageRGB],
     latents: Sequence[NDArray[np.float32]],
     form: Form = "plain",
-) -> Path:
-    """Static int8 quantization of the convolutions in the given form; writes `out` atomically."""
+) -> Form:
+    """Static int8 quantization of the convolutions in the given form; writes `out` atomically. Returns the
+    form made: "winograd-f2" when "winograd" was asked for but no layer is wide enough for F(4x4)."""
+    from pipelines.winograd_int8 import calibrate_file
+
     tmp = out.with_name(out.name + ".part")
     staged = out.with_name(out.name + ".stage.onnx")
     feeds = calibration_feeds(crops, latents)
     try:
+        # 1. One float run per calibration face measures everything: tile ranges of the Winograd layers, and
+        # the ranges of every convolution's input and output for the static quantization of the rest.
+        calibration = calibrate_file(fp32, feeds, largest=LARGEST_BLOCK[form])
         if form == "plain":
-            _quantize_static(fp32, tmp, feeds)
+            _quantize_static(fp32, tmp, feeds, calibration.activations)
         else:
-            if write_winograd_stage(fp32, staged, feeds) == 0:
+            blocks = write_winograd_stage(fp32, staged, calibration)
+            if not blocks:
                 raise NothingToRewriteError(f"{fp32.name} has no layer for the Winograd form")
-            _quantize_static(staged, tmp, feeds)
+            if form == "winograd" and 4 not in blocks:
+                form = "winograd-f2"
+            _quantize_static(staged, tmp, feeds, calibration.activations)
         tmp.replace(out)
     finally:  # nothing half-made stays behind
-        staged.unlink(missing_ok=True)
-        tmp.unlink(missing_ok=True)
-    return out
+        for path in (staged, staged.with_name(staged.name + ".data"), tmp):
+            path.unlink(missing_ok=True)
+    return form
 
 
-def write_winograd_stage(fp32: Path, staged: Path, feeds: list[dict[str, NDArray[np.float32]]]) -> int:
-    """`fp32` with its wide 3x3 layers in int8 Winograd form and its narrow layer as GEMM + sums, saved;
-    returns how many layers were rewritten (0: nothing was saved)."""
+def write_winograd_stage(fp32: Path, staged: Path, calibration: Calibration) -> list[int]:
+    """`fp32` with its wide 3x3 layers in int8 Winograd form (as `calibration` chose them) and its narrow
+    layer as GEMM + sums, saved; returns the block of each rewritten 3x3 layer (nothing is saved when no
+    layer at all was rewritten)."""
     import onnx
 
     from pipelines.narrow_conv import narrow_conv_model
-    from pipelines.winograd_int8 import calibrate_file, int8_winograd_model
+    from pipelines.winograd_int8 import int8_winograd_model
 
-    calibration = calibrate_file(fp32, feeds)  # first: the model is then in memory only once at a time
     model = onnx.load(str(fp32))
     model, narrow = narrow_conv_model(model, calibration.shapes or None)
-    model, wide = int8_winograd_model(model, in_place=True, calibration=calibration)
-    if narrow + wide:
-        onnx.save(model, str(staged))
-    return narrow + wide
+    model, blocks = int8_winograd_model(model, in_place=True, calibration=calibration)
+    if narrow + len(blocks):
+        # The weights go to a side file one tensor at a time: a single-file save would serialize the whole
+        # model into one more copy in memory (0.6 GB, the peak of making the int8 file).
+        onnx.save(model, str(staged), save_as_external_data=True, location=staged.name + ".data")
+    return blocks
 
 
-def _quantize_static(source: Path, out: Path, feeds: list[dict[str, NDArray[np.float32]]]) -> None:
-    """onnxruntime's static QDQ quantization of the Conv nodes left in `source`, per channel, u8 x s8."""
+def _quantize_static(
+    source: Path, out: Path, feeds: list[dict[str, NDArray[np.float32]]], activations: dict[str, tuple[float, float]]
+) -> None:
+    """onnxruntime's static QDQ quantization of the Conv nodes left in `source`, per channel, u8 x s8.
+
+    The activation ranges were measured in the float calibration run (`activations`). onnxruntime versions
+    that take them as a calibration cache skip their own calibration run, which would hold the model three
+    times over (1.2 GB more at the peak for inswapper); older ones calibrate on `feeds` themselves.
+    """
+    import inspect
+    import tempfile
+
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     class Reader(CalibrationDataReader):
@@ -209,18 +242,32 @@ def _quantize_static(source: Path, out: Path, feeds: list[dict[str, NDArray[np.f
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        quantize_static(
-            str(source),
-            str(out),
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=["Conv"],
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-        )
+        with tempfile.TemporaryDirectory(prefix="swapspot-quant-") as folder:
+            extra = {}
+            if "calibration_cache_path" in inspect.signature(quantize_static).parameters and activations:
+                extra["calibration_cache_path"] = _calibration_cache(Path(folder) / "ranges.json", activations)
+            quantize_static(
+                str(source),
+                str(out),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=["Conv"],
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                **extra,
+            )
     finally:
         root.setLevel(level)
+
+
+def _calibration_cache(path: Path, activations: dict[str, tuple[float, float]]) -> str:
+    """The measured ranges as onnxruntime's calibration cache (min-max method)."""
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorsData, save_tensors_data
+
+    ranges = {name: (np.array(lo, np.float32), np.array(hi, np.float32)) for name, (lo, hi) in activations.items()}
+    save_tensors_data(TensorsData(CalibrationMethod.MinMax, ranges), path)
+    return str(path)
 
 
 # 3. Quality check ------------------------------------------------------------------------------------------
@@ -246,7 +293,10 @@ def check_quality(
 ) -> tuple[float, float | None, float, float]:
     """(mean PSNR dB, min identity similarity or None, fp32 ms, int8 ms) on up to 6 calibration faces."""
     feeds = calibration_feeds(crops[:6], latents)
+    from pipelines.winograd import release_freed_memory
+
     reference, fp32_ms = _forward_all(fp32, feeds, threads=0)
+    release_freed_memory()  # the fp32 session's memory back before the int8 one is built
     candidate, int8_ms = _forward_all(int8, feeds, threads=0)
     quality = float(np.mean([psnr(a, b) for a, b in zip(reference, candidate, strict=True)]))
     similarity = None
@@ -279,9 +329,12 @@ def ensure_int8_swapper(
     if not crops:
         return QuantizationReport(str(fp32), None, False, "No calibration faces found: using the fp32 swapper.")
     latents = calibration_latents(photos, analyzer, emap, count=len(crops))
-    forms: list[Form] = ["winograd", "plain"] if current_recipe() == RECIPE else ["plain"]
-    fallback = None
+    forms = FORMS if current_recipe() == RECIPE else ("plain",)
+    made: set[str] = set()
+    fallbacks: list[str] = []
     for form in forms:
+        if form in made:  # the F(4x4) form had no F(4x4) layer: it was this one already
+            continue
         try:
             report, problem = _make_and_check(fp32, int8, crops, latents, analyzer, form)
         except NothingToRewriteError:
@@ -289,13 +342,15 @@ def ensure_int8_swapper(
         except Exception as error:  # an optimisation that cannot be made must not cost the int8 swapper
             if form == forms[-1]:
                 raise
-            fallback = f"its Winograd form could not be made: {error}"
+            fallbacks.append(f"its {FORM_NAMES[form]} could not be made: {error}")
             continue
+        made.add(report.form)
         if problem is None or form == forms[-1]:
             break
-        fallback = f"its Winograd form {problem}"
+        fallbacks.append(f"its {FORM_NAMES[report.form]} {problem}")
+    fallback = "; ".join(fallbacks) or None
     if fallback is not None and report.passed:
-        report = replace(report, reason=f"{report.reason} (plain form: {fallback})")
+        report = replace(report, reason=f"{report.reason} ({FORM_NAMES[report.form]}: {fallback})")
     report = replace(report, fallback=fallback, source_size=stat.st_size, source_mtime_ns=stat.st_mtime_ns)
     report_path.write_text(json.dumps(asdict(report), indent=2))
     return report
@@ -310,11 +365,11 @@ def _make_and_check(
     form: Form,
 ) -> tuple[QuantizationReport, str | None]:
     """Quantize in one form and check it against fp32: the report, and what is wrong with it (or None)."""
-    quantize(fp32, int8, crops, latents, form)
+    form = quantize(fp32, int8, crops, latents, form)
     quality, similarity, fp32_ms, int8_ms = check_quality(fp32, int8, crops, latents, analyzer)
     good = quality >= MIN_PSNR_DB and (similarity is None or similarity >= MIN_IDENTITY_SIMILARITY)
     faster = int8_ms * MIN_SPEEDUP <= fp32_ms
-    named = "int8 swapper (Winograd form)" if form == "winograd" else "int8 swapper"
+    named = f"int8 swapper ({FORM_NAMES[form]})" if form != "plain" else "int8 swapper"
     problem = None
     if good and faster:
         reason = f"{named} in use: PSNR {quality:.1f} dB vs fp32, {fp32_ms / int8_ms:.1f}x faster"

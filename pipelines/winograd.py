@@ -226,10 +226,24 @@ def conv_inputs(model: onnx.ModelProto) -> list[str]:
     return list(dict.fromkeys(n.input[0] for n in model.graph.node if n.op_type == "Conv" and n.input[1] in kernels))
 
 
-def open_with_conv_inputs(path: Path, threads: int = 0) -> tuple[InferenceSession, onnx.ModelProto, list[str]] | None:
+RANGE_SUFFIXES = ("__min", "__max")
+"""`open_with_conv_inputs(..., ranges=True)`: the outputs `<tensor>__min` and `<tensor>__max`."""
+
+
+def conv_activations(model: onnx.ModelProto) -> list[str]:
+    """The inputs and outputs of every Conv (what int8 quantization of the convolutions needs ranges of)."""
+    names = [name for n in model.graph.node if n.op_type == "Conv" for name in (n.input[0], n.output[0])]
+    return list(dict.fromkeys(names))
+
+
+def open_with_conv_inputs(
+    path: Path, threads: int = 0, ranges: bool = False
+) -> tuple[InferenceSession, onnx.ModelProto, list[str]] | None:
     """A float session of the model in `path` that also outputs the input of every Conv with a constant
     kernel; its weight-free skeleton; and those input names. None when it has no such Conv.
 
+    With `ranges`, it also outputs the min and max of every Conv's input and output (`RANGE_SUFFIXES`;
+    scalars, computed in the graph).
     The model is held once at a time: the file, then its serialized copy, then onnxruntime's session.
     """
     model = onnx.load(str(path))
@@ -238,12 +252,17 @@ def open_with_conv_inputs(path: Path, threads: int = 0) -> tuple[InferenceSessio
     if not candidates:
         return None
     add_outputs(model, candidates)
+    if ranges:
+        for name in conv_activations(skeleton):
+            for op, suffix in zip(("ReduceMin", "ReduceMax"), RANGE_SUFFIXES, strict=True):
+                model.graph.node.append(helper.make_node(op, [name], [name + suffix], keepdims=0))
+                model.graph.output.append(helper.make_empty_tensor_value_info(name + suffix))
     data = model.SerializeToString()
     del model
-    _release_freed_memory()
+    release_freed_memory()
     session = session_from_bytes(data, threads)
     del data
-    _release_freed_memory()
+    release_freed_memory()
     return session, skeleton, candidates
 
 
@@ -261,7 +280,7 @@ def measured_shapes(path: Path, inputs: Sequence[np.ndarray]) -> dict[str, list[
     values = run_named(session, feed)
     shapes = {name: list(values[name].shape) for name in candidates}
     del values, session
-    _release_freed_memory()
+    release_freed_memory()
     return shapes
 
 
@@ -274,7 +293,7 @@ def session_from_bytes(data: bytes, threads: int) -> InferenceSession:
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 
-def _release_freed_memory() -> None:
+def release_freed_memory() -> None:
     """Give freed heap memory back to the system now (glibc keeps it otherwise), so the next large
     allocation does not come on top of it. Elsewhere nothing to do."""
     import contextlib
