@@ -2,12 +2,14 @@
 
 1. Calibration: aligned 128 px crops of the example faces (plus flipped and re-lit variants) and the
    latents of those faces (or random unit latents without a recognizer).
-2. The recipe ("winograd" form): the widest 3x3 convolutions (style blocks and first decoder layer, 77% of
-   the work) become int8 Winograd F(2x2, 3x3) (`pipelines.winograd_int8`, 2.25x fewer multiplications), the
-   7x7 layer with 3 outputs becomes a float GEMM plus shifted sums (`pipelines.narrow_conv`), and
-   onnxruntime's static QDQ quantization takes the remaining convolutions. The AdaIN linears, norms and
-   activations stay in float. The "plain" form (QDQ on every convolution) is the fallback when the first
-   fails its check, and the only form with SWAPSPOT_WINOGRAD=0.
+2. The recipe ("winograd" form): the widest 3x3 convolutions become int8 Winograd (`pipelines.winograd_int8`):
+   the 12 style-block convolutions F(4x4, 3x3) (4x fewer multiplications), the first decoder layer
+   F(2x2, 3x3) (2.25x fewer); together 77% of the work. The 7x7 layer with 3 outputs becomes a float GEMM
+   plus shifted sums (`pipelines.narrow_conv`), and onnxruntime's static QDQ quantization takes the remaining
+   convolutions, with the activation ranges measured in the same float calibration run. The AdaIN linears,
+   norms and activations stay in float. When a form fails its check, the next is made and checked: F(2x2)
+   for all the wide layers ("winograd-f2"), then QDQ on every convolution ("plain", the only form with
+   SWAPSPOT_WINOGRAD=0).
 3. Quality check on the calibration faces, int8 against fp32: PSNR of the swapped crops, and when a
    recognizer is loaded, the cosine similarity of the two outputs' identity embeddings. Thresholds:
    PSNR >= 30 dB (an RMS difference of at most about 8 grey levels, below JPEG-q85 artefacts on a face) and

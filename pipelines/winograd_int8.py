@@ -1,28 +1,32 @@
 """int8 Winograd convolution for the swapper's 3x3 layers (CPU): the int8 swapper's main recipe.
 
 onnxruntime's int8 convolution (QLinearConv) already runs near this CPU's int8 peak, so the only way to make
-the int8 swapper faster is fewer multiplications. Winograd's F(2x2, 3x3) (Lavin & Gray, 2016) computes each
-2 x 2 block of outputs from a 4 x 4 input tile with 16 multiply-adds per channel pair instead of 36: 2.25x
-fewer. Larger tiles (F(4x4)) need a wider range than int8 in the transformed domain; F(2x2) only adds and
-subtracts input values, so its transformed tiles keep int8 precision with one scale per tile position.
+the int8 swapper faster is fewer multiplications. Winograd's minimal filtering (Lavin & Gray, 2016) computes
+an m x m block of outputs from an (m+2) x (m+2) input tile with (m+2)^2 multiply-adds per channel pair
+instead of 9 m^2: F(2x2, 3x3) needs 2.25x fewer, F(4x4, 3x3) 4x fewer. The transformed tiles span a wider
+range than the input, so each tile position gets its own int8 scale; even so F(4x4) loses more precision
+(about 7% relative error per layer against 2% for F(2x2), random weights), so only the widest layers take it
+(`block_for`, LARGE_BLOCK).
 
 Per 3x3, stride-1 convolution (`int8_winograd_model`):
 1. calibration: the layer's inputs on the calibration faces give the range of every transformed tile
-   position (`calibrate`);
+   position (`calibrate`, `calibrate_file`; the same run measures every convolution's input and output
+   range for the static quantization of the others);
 2. the weights are transformed once, U = G g G^T, and quantized to int8 per (tile position, output channel);
-3. the graph cuts the input into even and odd rows and columns (contiguous blocks, no element-wise gathers) and
-   forms V = B^T d B with additions and subtractions, then quantizes each of the 16 positions to uint8 with
-   its own scale and zero point;
+3. V = B^T d B for every tile, each position quantized to uint8 with its own scale and zero point:
+   - F(2x2): every row of B^T is a sum or difference of two rows, so V is made from contiguous even/odd
+     row and column blocks with additions and subtractions, position by position;
+   - F(4x4) (points 0, 1, -1, 2, -1/2): the 6 x 6 tiles are gathered from four contiguous slices, and B^T
+     is applied along each axis with one small MatMul;
 4. one batched int8 GEMM, M = V U, scaled to float in the same kernel (onnxruntime's MatMulIntegerToFloat);
-5. Y = A^T M A (one small MatMul), the 2 x 2 blocks back into place, plus a bias that also holds the
-   zero-point correction of step 3, then back to channels first.
+5. Y = A^T M A, the m x m blocks back into place, plus a bias that also holds the zero-point correction of
+   step 3, then back to channels first.
 
-On this machine a 1024-channel 32 x 32 layer takes 29.5 ms instead of QLinearConv's 42 ms on one thread (16
-against 23 ms on two), with the same order of error against float (relative RMS 2.0% against 1.6% on random
-weights). The transforms cost memory traffic, so only wide layers gain (MIN_WIDTH). The whole inswapper
-forward: 666 ms instead of 846 on one thread. F(4x2, 3x3) would save another 5 ms a layer, but doubles the
-error (3.5-4.4% with the best interpolation points tried); it is not used. `pipelines.quantize` checks the
-whole model against fp32 before it is used.
+Measured on this machine, one thread, a 1024-channel 32 x 32 layer: QLinearConv 42 ms, F(2x2) 29.5-30 ms,
+F(4x4) 23-24.5 ms. The transforms cost memory traffic, so only wide layers gain (MIN_WIDTH). The whole
+inswapper forward on one thread: 846 ms plain, 640-666 ms with F(2x2) everywhere, 594 ms with F(4x4) in the
+style blocks. `pipelines.quantize` checks the whole model against fp32 before it is used, and falls back
+to F(2x2) everywhere, then to the plain form.
 """
 
 from __future__ import annotations
