@@ -94,6 +94,7 @@ class LiveSession:
     generation: int = 0
     tracker: FaceTracker = field(default_factory=FaceTracker)
     worker: SwapWorker | None = None
+    worker_engine: SwapEngine | None = None  # the engine whose forward the worker runs
     frame_times: deque[float] = field(default_factory=lambda: deque(maxlen=60))
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=60))
     direct_swaps: deque[float] = field(default_factory=lambda: deque(maxlen=60))
@@ -177,11 +178,19 @@ class LiveSession:
         """Submit the newest crops; paste the latest swapped faces with THIS frame's alignment."""
         assert self.source is not None and self.source.latent is not None
         aligned = [norm_crop(frame, face.kps, 128) for face in faces]
+        shown = None
+        if self.worker is not None and self.worker_engine is not models.engine:
+            # Another engine object: e.g. the int8 swapper became ready while this stream ran on fp32. Its
+            # last swapped face stays on screen until the new engine's first one.
+            shown = self.worker.latest()
+            self.worker.stop(wait_s=0.0)
+            self.worker = None
         if self.worker is None:
             forward = getattr(models.engine, "forward", None)
             if forward is None:
                 raise RuntimeError(f"engine {models.engine.name} cannot run decoupled")
-            self.worker = SwapWorker(forward, idle_stop_s=self.settings.idle_stop_s)
+            self.worker = SwapWorker(forward, idle_stop_s=self.settings.idle_stop_s, shown=shown)
+            self.worker_engine = models.engine
         crops = tuple(crop for crop, _ in aligned)
         job = SwapJob(crops, self.source.latent, arrived, self.generation, swap.colour_correction)
         self.worker.submit(job)

@@ -62,13 +62,16 @@ class SwapOutput:
 class SwapWorker:
     """One per viewer. Thread-safe between the display path (submit/latest) and its own thread."""
 
-    def __init__(self, forward: ForwardFn, idle_stop_s: float = 0.6, name: str = "swap-worker") -> None:
+    def __init__(
+        self, forward: ForwardFn, idle_stop_s: float = 0.6, name: str = "swap-worker", shown: SwapOutput | None = None
+    ) -> None:
+        """`shown`: the result to offer as the latest until this worker's first swap (from a worker it replaces)."""
         self._forward = forward
         self._idle_stop_s = idle_stop_s
         self._name = name
         self._lock = threading.Condition()
         self._pending: SwapJob | None = None
-        self._latest: SwapOutput | None = None
+        self._latest: SwapOutput | None = shown
         self._thread: threading.Thread | None = None
         self._watchdog: threading.Thread | None = None
         self._in_flight: ort.RunOptions | None = None  # the running forward's options (to terminate it)

@@ -109,7 +109,10 @@ class SwapperPreparation:
 
     def _set(self, path: Path | None, status: str) -> None:
         with self._lock:
+            changed = path != self.run_path
             self.run_path, self.status = path, status
+        if changed:  # the sessions of the file used until now go as soon as no viewer runs them any more
+            _engine.cache_clear()
 
     def current(self) -> tuple[Path | None, str]:
         """The file to run instead of the swapper (None: the swapper itself) and a sentence saying why."""

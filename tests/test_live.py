@@ -384,3 +384,30 @@ def test_a_detection_made_before_the_camera_changed_size_is_not_used() -> None:
     small = np.ascontiguousarray(cv2.resize(textured_frame(), (320, 240)))
     assert tracker.update(small, detect) == []  # its boxes belong to the 640x480 frame
     assert tracker.pending is not None  # and a new detection on the new size has started
+
+
+def test_a_stream_moves_to_a_new_engine_without_a_blank_frame(detector: FaceAnalyzer, engine: InswapperEngine) -> None:
+    """The int8 swapper becoming ready mid-stream: the next frames use it, and the last face swapped with
+    the old engine stays on screen until the new one has swapped."""
+    old, new = SlowEngine(engine, delay_s=0.05), SlowEngine(engine, delay_s=0.3)
+    session = LiveSession(LiveSettings(idle_stop_s=1.0))
+    session.set_source(source_for(engine, 1), "one")
+    frame = textured_frame()
+    deadline = time.monotonic() + 3
+    while old.calls < 2 and time.monotonic() < deadline:
+        session.process(frame, LiveModels(detect=detector.detect, engine=old), SwapSettings())
+        time.sleep(0.03)
+    assert old.calls >= 2
+    first_worker = session.worker
+    result = session.process(frame, LiveModels(detect=detector.detect, engine=new), SwapSettings())
+    assert session.worker is not first_worker and session.worker_engine is new
+    assert not np.array_equal(result.frame, frame)  # still the old engine's face, not a blank frame
+    calls_before = old.calls
+    deadline = time.monotonic() + 3
+    while new.calls < 1 and time.monotonic() < deadline:
+        session.process(frame, LiveModels(detect=detector.detect, engine=new), SwapSettings())
+        time.sleep(0.03)
+    assert new.calls >= 1 and old.calls <= calls_before + 1  # at most the swap already running finished
+    time.sleep(0.3)
+    assert not first_worker.running()
+    session.stop()

@@ -185,6 +185,22 @@ def test_app_prepares_it_in_the_background_when_fp32_is_asked_for(swapper: Path,
     assert again.thread is None and again.current()[0] == path
 
 
+def test_a_new_file_to_run_lets_the_old_sessions_go(swapper: Path) -> None:
+    """When the faster file is ready, the engines (onnxruntime sessions) made for the old one are dropped
+    from the shared cache, so their memory goes once no viewer runs them any more."""
+    from pipelines import service
+
+    service._engine.cache_clear()
+    old = service._engine("inswapper", swapper, None, 0)
+    assert service._engine("inswapper", swapper, None, 0) is old  # shared while the file stays the same
+    prep = SwapperPreparation()
+    prep._set(None, "fp32 swapper")  # the same file: nothing dropped
+    assert service._engine.cache_info().currsize == 1
+    prep._set(swapper, "a faster file")
+    assert service._engine.cache_info().currsize == 0
+    service._engine.cache_clear()
+
+
 def test_when_int8_is_not_used_the_status_keeps_saying_why(swapper: Path, always_faster: None) -> None:
     from dataclasses import asdict
 
