@@ -24,9 +24,9 @@ Per 3x3, stride-1 convolution (`int8_winograd_model`):
 
 Measured on this machine, one thread, a 1024-channel 32 x 32 layer: QLinearConv 42 ms, F(2x2) 29.5-30 ms,
 F(4x4) 23-24.5 ms. The transforms cost memory traffic, so only wide layers gain (MIN_WIDTH). The whole
-inswapper forward on one thread: 846 ms plain, 640-666 ms with F(2x2) everywhere, 594 ms with F(4x4) in the
-style blocks. `pipelines.quantize` checks the whole model against fp32 before it is used, and falls back
-to F(2x2) everywhere, then to the plain form.
+inswapper forward on one thread, three forms in one sitting: 847 ms plain, 668 ms with F(2x2) everywhere,
+619 ms with F(4x4) in the style blocks. `pipelines.quantize` checks the whole model against fp32 before it
+is used, and falls back to F(2x2) everywhere, then to the plain form.
 """
 
 from __future__ import annotations
@@ -229,7 +229,9 @@ def calibrate_file(
     copy, then onnxruntime's session: 0.3-0.5 GB less at the peak for inswapper).
 
     The input shapes of the convolutions are measured in the first run rather than inferred, so the layers
-    are found even when an exporter computes the padding with ops that shape inference cannot follow.
+    are found even when an exporter computes the padding with ops that shape inference cannot follow. The
+    layers and their blocks are chosen by `block_for` with `min_width` and `largest` (0: none, only the
+    activation ranges are measured).
     """
     opened = open_with_conv_inputs(path, threads, ranges=True)
     if opened is None or not feeds:
