@@ -187,8 +187,8 @@ def quantize(
         if form == "plain":
             _quantize_static(fp32, tmp, feeds, calibration.activations)
         else:
-            blocks = write_winograd_stage(fp32, staged, calibration)
-            if not blocks:
+            blocks, narrow = write_winograd_stage(fp32, staged, calibration)
+            if not blocks and not narrow:
                 raise NothingToRewriteError(f"{fp32.name} has no layer for the Winograd form")
             if form == "winograd" and 4 not in blocks:
                 form = "winograd-f2"
@@ -200,10 +200,10 @@ def quantize(
     return form
 
 
-def write_winograd_stage(fp32: Path, staged: Path, calibration: Calibration) -> list[int]:
+def write_winograd_stage(fp32: Path, staged: Path, calibration: Calibration) -> tuple[list[int], int]:
     """`fp32` with its wide 3x3 layers in int8 Winograd form (as `calibration` chose them) and its narrow
-    layer as GEMM + sums, saved; returns the block of each rewritten 3x3 layer (nothing is saved when no
-    layer at all was rewritten)."""
+    layer as GEMM + sums, saved; returns the block of each rewritten 3x3 layer and how many narrow layers
+    were rewritten (nothing is saved when no layer at all was rewritten)."""
     import onnx
 
     from pipelines.narrow_conv import narrow_conv_model
@@ -216,7 +216,7 @@ def write_winograd_stage(fp32: Path, staged: Path, calibration: Calibration) -> 
         # The weights go to a side file one tensor at a time: a single-file save would serialize the whole
         # model into one more copy in memory (0.6 GB, the peak of making the int8 file).
         onnx.save(model, str(staged), save_as_external_data=True, location=staged.name + ".data")
-    return blocks
+    return blocks, narrow
 
 
 def _quantize_static(

@@ -315,7 +315,7 @@ def test_switch_off_gives_the_plain_recipe(
 def test_a_winograd_form_that_cannot_be_made_costs_nothing(
     small_topology: Path, analyzer: FaceAnalyzer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(*args: object) -> list[int]:
+    def broken(*args: object) -> tuple[list[int], int]:
         raise RuntimeError("no MatMulIntegerToFloat in this onnxruntime")
 
     monkeypatch.setattr(quantize, "write_winograd_stage", broken)
