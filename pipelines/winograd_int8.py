@@ -347,7 +347,6 @@ def int8_winograd_nodes(
     top, left, bottom, right = layer.pads
     geo = _Geometry(m, layer.channels, layer.height + top + bottom, layer.width + left + right)
     k = geo.channels[0]
-    a = geo.a
     name = f"{prefix}_wq"
     # 1. Weights: U = G g G^T per (position, output channel), symmetric int8.
     u_q, w_scale = _quantized_weights(weight, g_matrix)
@@ -390,12 +389,11 @@ def int8_winograd_nodes(
             domain=MS_DOMAIN,
         )
     )
-    # 6. Y = A^T M A (one small MatMul), the bias, and the m x m blocks into place, channels first: two
+    # 6. Y = A^T M A (`_output_transform`), the bias, and the m x m blocks into place, channels first: two
     # transposes that move whole runs of K (blocks into rows), then a plain (HW, K) -> (K, HW) one (a single
     # 5-D transpose straight to channels first takes five times as long).
     inits += [
         _const(f"{name}_bias", out_bias.reshape(m, m, 1, 1, k).astype(np.float32)),
-        _const(f"{name}_m_shape", np.array([a * a, geo.tiles * k], np.int64)),
         _const(f"{name}_y_shape", np.array([m, m, geo.tiles_y, geo.tiles_x, k], np.int64)),
         _const(f"{name}_hwk_shape", np.array([m * m * geo.tiles, k], np.int64)),
         _const(f"{name}_out_shape", np.array([1, k, m * geo.tiles_y, m * geo.tiles_x], np.int64)),
@@ -518,7 +516,8 @@ def _gathered_tiles(
     name: str,
 ) -> Stage:
     """Any m (here F(4x4), whose B^T rows have up to five weights): the tiles are gathered whole, positions
-    first, and V = kron(B^T, B^T) d is one MatMul; one QuantizeLinear with a scale per position."""
+    first, and V = B^T d B is two small MatMuls, one B^T per axis; one QuantizeLinear with a scale per
+    position."""
     m, a, c = geo.m, geo.a, geo.channels[1]
     ty, tx = geo.tiles_y, geo.tiles_x
     inits = [

@@ -102,6 +102,8 @@ def test_int8_layer_is_close_to_float(
     assert blocks == [block]
     ops = [node.op_type for node in rewritten.graph.node]
     assert "Conv" not in ops and "MatMulIntegerToFloat" in ops
+    names = [init.name for init in rewritten.graph.initializer]
+    assert len(names) == len(set(names))  # every constant defined once
     errors = [relative_rms(run(rewritten, feed), ref) for feed, ref in zip(feeds(), reference, strict=True)]
     # Plain per-channel int8 of this layer measures 1-2%, F(2x2) about the same, F(4x4) 4-6% (its tiles span a
     # wider range); a wrong zero point, scale or tile gives tens of percent.
