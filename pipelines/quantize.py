@@ -183,10 +183,12 @@ def quantize(
     try:
         # 1. One float run per calibration face measures everything: tile ranges of the Winograd layers, and
         # the ranges of every convolution's input and output for the static quantization of the rest.
-        calibration = calibrate_file(fp32, feeds, largest=LARGEST_BLOCK[form])
         if form == "plain":
-            _quantize_static(fp32, tmp, feeds, calibration.activations)
+            # (Only the activation ranges, and only for a quantizer that takes them.)
+            activations = calibrate_file(fp32, feeds, largest=0).activations if _takes_ranges() else {}
+            _quantize_static(fp32, tmp, feeds, activations)
         else:
+            calibration = calibrate_file(fp32, feeds, largest=LARGEST_BLOCK[form])
             blocks, narrow = write_winograd_stage(fp32, staged, calibration)
             if not blocks and not narrow:
                 raise NothingToRewriteError(f"{fp32.name} has no layer for the Winograd form")
@@ -228,7 +230,6 @@ def _quantize_static(
     that take them as a calibration cache skip their own calibration run, which would hold the model three
     times over (1.2 GB more at the peak for inswapper); older ones calibrate on `feeds` themselves.
     """
-    import inspect
     import tempfile
 
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -246,7 +247,7 @@ def _quantize_static(
     try:
         with tempfile.TemporaryDirectory(prefix="swapspot-quant-") as folder:
             extra = {}
-            if "calibration_cache_path" in inspect.signature(quantize_static).parameters and activations:
+            if _takes_ranges() and activations:
                 extra["calibration_cache_path"] = _calibration_cache(Path(folder) / "ranges.json", activations)
             quantize_static(
                 str(source),
@@ -261,6 +262,15 @@ def _quantize_static(
             )
     finally:
         root.setLevel(level)
+
+
+def _takes_ranges() -> bool:
+    """Whether this onnxruntime's `quantize_static` accepts measured ranges (a calibration cache)."""
+    import inspect
+
+    from onnxruntime.quantization import quantize_static
+
+    return "calibration_cache_path" in inspect.signature(quantize_static).parameters
 
 
 def _calibration_cache(path: Path, activations: dict[str, tuple[float, float]]) -> str:
