@@ -2,9 +2,11 @@
 
 1. Calibration: aligned 128 px crops of the example faces (plus flipped and re-lit variants) and the
    latents of those faces (or random unit latents without a recognizer).
-2. The recipe ("winograd" form): the widest 3x3 convolutions become int8 Winograd (`pipelines.winograd_int8`):
-   the 12 style-block convolutions F(4x4, 3x3) (4x fewer multiplications), the first decoder layer
-   F(2x2, 3x3) (2.25x fewer); together 77% of the work. The 7x7 layer with 3 outputs becomes a float GEMM
+2. The recipe ("winograd" form): first each x2 upsampling + 3x3 convolution of the decoder becomes one 3x3
+   convolution of the small map with 4x the outputs, exactly (`pipelines.upsample_conv`); then the widest 3x3
+   convolutions become int8 Winograd (`pipelines.winograd_int8`): the 12 style-block convolutions and the
+   first decoder layer F(4x4, 3x3) (4x fewer multiplications), the second decoder layer F(2x2, 3x3) (2.25x
+   fewer); together 89% of the work. The 7x7 layer with 3 outputs becomes a float GEMM
    plus shifted sums (`pipelines.narrow_conv`), and onnxruntime's static QDQ quantization takes the remaining
    convolutions, with the activation ranges measured in the same float calibration run. The AdaIN linears,
    norms and activations stay in float. When a form fails its check, the next is made and checked: F(2x2)
@@ -45,7 +47,7 @@ REPORT_SUFFIX = ".int8.json"
 MIN_PSNR_DB = 30.0
 MIN_IDENTITY_SIMILARITY = 0.9
 MIN_SPEEDUP = 1.2  # int8 must also be clearly faster (CPUs without fast int8 instructions may not gain)
-RECIPE = "qdq-conv-perchannel-u8s8-v3+winograd-f4f2"  # bump to invalidate cached int8 files when the recipe changes
+RECIPE = "qdq-conv-perchannel-u8s8-v3+winograd-f4f2+upconv"  # bump to invalidate cached int8 files on a change
 PLAIN_RECIPE = "qdq-conv-perchannel-u8s8-v3"  # with SWAPSPOT_WINOGRAD=0
 Form = Literal["winograd", "winograd-f2", "plain"]
 FORMS: tuple[Form, ...] = ("winograd", "winograd-f2", "plain")
@@ -179,6 +181,7 @@ def quantize(
 
     tmp = out.with_name(out.name + ".part")
     staged = out.with_name(out.name + ".stage.onnx")
+    fused = out.with_name(out.name + ".fused.onnx")
     feeds = calibration_feeds(crops, latents)
     try:
         # 1. One float run per calibration face measures everything: tile ranges of the Winograd layers, and
@@ -188,8 +191,11 @@ def quantize(
             activations = calibrate_file(fp32, feeds, largest=0).activations if _takes_ranges() else {}
             _quantize_static(fp32, tmp, feeds, activations)
         else:
-            calibration = calibrate_file(fp32, feeds, largest=LARGEST_BLOCK[form])
-            blocks, narrow = write_winograd_stage(fp32, staged, calibration)
+            # 2. The decoder's x2-upsample + conv pairs as convolutions of the small maps (exact, in float), so
+            # that they too are wide enough for Winograd.
+            source = fused if write_fused_upsampling(fp32, fused, feeds) else fp32
+            calibration = calibrate_file(source, feeds, largest=LARGEST_BLOCK[form])
+            blocks, narrow = write_winograd_stage(source, staged, calibration)
             if not blocks and not narrow:
                 raise NothingToRewriteError(f"{fp32.name} has no layer for the Winograd form")
             if form == "winograd" and 4 not in blocks:
@@ -197,9 +203,26 @@ def quantize(
             _quantize_static(staged, tmp, feeds, calibration.activations)
         tmp.replace(out)
     finally:  # nothing half-made stays behind
-        for path in (staged, staged.with_name(staged.name + ".data"), tmp):
+        for path in (staged, fused, tmp):
             path.unlink(missing_ok=True)
+            path.with_name(path.name + ".data").unlink(missing_ok=True)
     return form
+
+
+def write_fused_upsampling(fp32: Path, fused: Path, feeds: Sequence[dict[str, NDArray[np.float32]]]) -> int:
+    """`fp32` with its x2-upsample + 3x3-conv pairs fused (`pipelines.upsample_conv`), saved to `fused` with its
+    weights in a side file; returns how many pairs (nothing is saved when there is none)."""
+    import onnx
+
+    from pipelines.upsample_conv import upsample_conv_model
+    from pipelines.winograd_int8 import calibrate_file
+
+    shapes = calibrate_file(fp32, feeds[:1], largest=0).shapes  # one float run measures the maps' shapes
+    model = onnx.load(str(fp32))
+    model, count = upsample_conv_model(model, shapes)
+    if count:
+        onnx.save(model, str(fused), save_as_external_data=True, location=fused.name + ".data")
+    return count
 
 
 def write_winograd_stage(fp32: Path, staged: Path, calibration: Calibration) -> tuple[list[int], int]:

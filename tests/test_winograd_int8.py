@@ -257,9 +257,14 @@ def test_recipe_makes_a_checked_winograd_int8_swapper(small_topology: Path, anal
     assert "Winograd F(4x4) form" in report.reason
     int8 = onnx.load(str(report.int8_path))
     ops = [node.op_type for node in int8.graph.node]
-    assert ops.count("MatMulIntegerToFloat") == 4  # the 2 x 2 style-block convolutions, as F(4x4)
+    # Both decoder upsample + conv pairs fused into convolutions of the small map (2 DepthToSpace, no Resize);
+    # the 2 x 2 style-block convolutions and the first fused decoder layer as F(4x4).
+    assert ops.count("DepthToSpace") == 2 and "Resize" not in ops
+    assert ops.count("MatMulIntegerToFloat") == 5
     assert _form_of(Path(str(report.int8_path))) == "winograd"
-    assert "QLinearConv" not in ops and ops.count("Conv") == 5  # the others, in QDQ form
+    # The others in QDQ form: 3 plain layers, the second fused decoder layer, and the 4 small border corrections
+    # of each fused pair.
+    assert "QLinearConv" not in ops and ops.count("Conv") == 3 + 1 + 2 * 4
     assert cached_report(small_topology) == report
     assert sorted(path.name for path in small_topology.parent.iterdir() if "swap." in path.name) == [
         "swap.int8.json",
