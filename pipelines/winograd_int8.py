@@ -48,9 +48,9 @@ from pipelines.winograd import (
     TRANSFORMS,
     ConvLayer,
     add_outputs,
+    conv_inputs_session,
     explicit_padding,
     find_layers,
-    open_with_conv_inputs,
     rewrite_layers,
     run_named,
     session_from_bytes,
@@ -225,26 +225,29 @@ def calibrate_file(
     threads: int = 0,
     largest: int = LARGE_BLOCK,
 ) -> Calibration:
-    """`calibrate` for the model in `path`, holding the model only once at a time (file, then serialized
-    copy, then onnxruntime's session: 0.3-0.5 GB less at the peak for inswapper).
+    """`calibrate` for the model in `path`, holding the model only once at a time (file, then onnxruntime's
+    session, which maps the weights from a staged copy on disk: `conv_inputs_session`).
 
     The input shapes of the convolutions are measured in the first run rather than inferred, so the layers
     are found even when an exporter computes the padding with ops that shape inference cannot follow. The
     layers and their blocks are chosen by `block_for` with `min_width` and `largest` (0: none, only the
     activation ranges are measured).
     """
-    opened = open_with_conv_inputs(path, threads, ranges=True)
-    if opened is None or not feeds:
+    if not feeds:
         return Calibration({}, {})
-    session, skeleton, candidates = opened
-    first = run_named(session, feeds[0])
-    shapes = {name: list(first[name].shape) for name in candidates}
-    probes = _probes(eligible_layers(skeleton, min_width, shapes, largest))
-    calibration = Calibration({}, shapes)
-    _widen(calibration, first, probes)
-    del first
-    for feed in feeds[1:]:
-        _widen(calibration, run_named(session, feed), probes)
+    with conv_inputs_session(path, threads, ranges=True) as opened:
+        if opened is None:
+            return Calibration({}, {})
+        session, skeleton, candidates = opened
+        first = run_named(session, feeds[0])
+        shapes = {name: list(first[name].shape) for name in candidates}
+        probes = _probes(eligible_layers(skeleton, min_width, shapes, largest))
+        calibration = Calibration({}, shapes)
+        _widen(calibration, first, probes)
+        del first
+        for feed in feeds[1:]:
+            _widen(calibration, run_named(session, feed), probes)
+        del session, opened
     return calibration
 
 

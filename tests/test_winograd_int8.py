@@ -271,6 +271,7 @@ def test_recipe_makes_a_checked_winograd_int8_swapper(small_topology: Path, anal
         "swap.int8.onnx",
         "swap.onnx",
     ]  # no staged model or its weights left behind
+    assert not list(small_topology.parent.glob(".calibration-*"))  # nor the calibration run's copy
 
 
 def test_recipe_falls_back_to_f2_then_to_plain_int8(
