@@ -265,6 +265,10 @@ def test_recipe_makes_a_checked_winograd_int8_swapper(small_topology: Path, anal
     # The others in QDQ form: 3 plain layers, the second fused decoder layer, and the 4 small border corrections
     # of each fused pair.
     assert "QLinearConv" not in ops and ops.count("Conv") == 3 + 1 + 2 * 4
+    # The int8 Winograd weights, set aside while onnxruntime's quantizer ran, are weights again.
+    assert [value.name for value in int8.graph.input] == ["target", "source"]
+    weights = {init.name for init in int8.graph.initializer}
+    assert all(node.input[1] in weights for node in int8.graph.node if node.op_type == "MatMulIntegerToFloat")
     assert cached_report(small_topology) == report
     assert sorted(path.name for path in small_topology.parent.iterdir() if "swap." in path.name) == [
         "swap.int8.json",
