@@ -112,7 +112,7 @@ def int8_swapper_for(
     """The int8 file to run instead of `swapper` (or None) and a sentence saying why.
 
     On a GPU, or with precision "fp32", the original runs. Otherwise a cached int8 file that passed its
-    quality check is used; with `build`, it is made first (about a minute, once).
+    quality check is used; with `build`, it is made first (one to two minutes, once).
     """
     from pipelines.quantize import cached_report, ensure_int8_swapper
 

@@ -66,7 +66,7 @@ class SwapperPreparation:
         if cached_report(swapper) is not None:
             self._start_fp32(swapper, why_not_int8=reason)  # int8 was already tried on this file and is not used
             return
-        self._set(None, "fp32 swapper for now: preparing a faster int8 version in the background (about a minute)")
+        self._set(None, "fp32 swapper for now: preparing a faster int8 version in the background (one to two minutes)")
 
         def work() -> None:
             try:
