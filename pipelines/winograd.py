@@ -264,8 +264,10 @@ def conv_inputs_session(
             for op, suffix in zip(("ReduceMin", "ReduceMax"), RANGE_SUFFIXES, strict=True):
                 model.graph.node.append(helper.make_node(op, [name], [name + suffix], keepdims=0))
                 model.graph.output.append(helper.make_empty_tensor_value_info(name + suffix))
-    # (On Windows a mapped file cannot be deleted while mapped: a leftover folder is then removed next time.)
-    with tempfile.TemporaryDirectory(prefix=".calibration-", dir=path.parent, ignore_cleanup_errors=True) as folder:
+    # (Where a mapped file cannot be deleted while mapped, e.g. on Windows, the folder is left behind and
+    # removed by the next calibration beside this model.)
+    _remove_stale_copies(path.parent)
+    with tempfile.TemporaryDirectory(prefix=CALIBRATION_PREFIX, dir=path.parent, ignore_cleanup_errors=True) as folder:
         staged = Path(folder) / "model.onnx"
         onnx.save(model, str(staged), save_as_external_data=True, location="model.onnx.data")
         del model
@@ -276,6 +278,23 @@ def conv_inputs_session(
         finally:
             del session
             release_freed_memory()
+
+
+CALIBRATION_PREFIX = ".calibration-"
+STALE_AFTER_S = 3600.0  # a calibration copy this old belongs to no running calibration
+
+
+def _remove_stale_copies(folder: Path, now: float | None = None) -> None:
+    import shutil
+    import time
+
+    now = time.time() if now is None else now
+    for leftover in folder.glob(CALIBRATION_PREFIX + "*"):
+        try:
+            if leftover.is_dir() and now - leftover.stat().st_mtime > STALE_AFTER_S:
+                shutil.rmtree(leftover, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def measured_shapes(path: Path, inputs: Sequence[np.ndarray]) -> dict[str, list[int]]:

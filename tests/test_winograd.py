@@ -244,3 +244,18 @@ def test_layers_behind_a_computed_padding_are_found_by_measuring(tmp_path: Path)
         for path in (source, tmp_path / "measured.onnx")
     ]
     np.testing.assert_allclose(run[1], run[0], atol=1e-4)
+
+
+def test_a_calibration_copy_left_behind_is_removed_by_the_next_calibration(tmp_path: Path) -> None:
+    import time
+
+    from pipelines.winograd import CALIBRATION_PREFIX, STALE_AFTER_S, _remove_stale_copies
+
+    old, fresh = tmp_path / f"{CALIBRATION_PREFIX}old", tmp_path / f"{CALIBRATION_PREFIX}fresh"
+    for folder in (old, fresh):
+        folder.mkdir()
+        (folder / "model.onnx.data").write_bytes(b"x")
+    stale = time.time() - STALE_AFTER_S - 60
+    os.utime(old, (stale, stale))
+    _remove_stale_copies(tmp_path)
+    assert not old.exists() and fresh.exists()  # one that may belong to a running calibration stays
