@@ -196,6 +196,7 @@ def quantize(
             source = fused if write_fused_upsampling(fp32, fused, feeds) else fp32
             calibration = calibrate_file(source, feeds, largest=LARGEST_BLOCK[form])
             blocks, narrow = write_winograd_stage(source, staged, calibration)
+            _remove_model(fused)  # its disk space back before the quantizer writes the final file
             if not blocks and not narrow:
                 raise NothingToRewriteError(f"{fp32.name} has no layer for the Winograd form")
             if form == "winograd" and 4 not in blocks:
@@ -204,9 +205,14 @@ def quantize(
         tmp.replace(out)
     finally:  # nothing half-made stays behind
         for path in (staged, fused, tmp):
-            path.unlink(missing_ok=True)
-            path.with_name(path.name + ".data").unlink(missing_ok=True)
+            _remove_model(path)
     return form
+
+
+def _remove_model(path: Path) -> None:
+    """A model file and its weights' side file, where they exist."""
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".data").unlink(missing_ok=True)
 
 
 def write_fused_upsampling(fp32: Path, fused: Path, feeds: Sequence[dict[str, NDArray[np.float32]]]) -> int:
