@@ -1,6 +1,6 @@
 """Live benchmark from a real browser session: the same figures the page shows, measured in Chromium.
 
-    python -m benchmarks.bench_live [--seconds 30] [--engines inswapper classic] [--json]
+    python -m benchmarks.bench_live [--seconds 30] [--engines inswapper classic] [--repeat N] [--json]
 
 Starts the app on a free loopback port with the real SCRFD detector from ../shared (or --detector), an
 ArcFace-shaped test recognizer, and a RANDOM-WEIGHT swapper in the full inswapper topology (so a swap
@@ -8,6 +8,10 @@ costs what the real one costs) unless --swapper points at a real file. Chromium 
 a real face photo that moves; an in-page probe measures displayed frames per second and
 capture-to-display latency (each camera frame carries its index in a brightness strip). Swaps per
 second are read from the page's own live numbers.
+
+This kind of shared virtual machine changes speed by a third within an hour, so `--repeat N` runs every
+configuration N times, one after the other in turn (so a slow spell hits all of them alike), and prints the
+median and range of each figure.
 """
 
 from __future__ import annotations
@@ -182,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detector", type=Path, default=SHARED_DETECTOR)
     parser.add_argument("--swapper", type=Path, default=None, help="default: random-weight inswapper topology")
     parser.add_argument("--precision", nargs="+", default=["fp32", "int8"], help="swapper precisions to run")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per configuration, taken in turn")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if not browser_available():
@@ -196,14 +201,20 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.loading import example_photos, fp32_swapper_for
 
         print(fp32_swapper_for(swapper, build=True, photos=example_photos())[1], file=sys.stderr)
+    configurations = [
+        (engine, precision)
+        for engine in args.engines
+        for precision in (args.precision if engine == "inswapper" else ["fp32"])
+    ]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for engine in args.engines:
-            for precision in args.precision if engine == "inswapper" else ["fp32"]:
+        for _ in range(max(args.repeat, 1)):
+            for engine, precision in configurations:
                 rows.append(run(engine, args.seconds, args.detector, swapper, Path(tmp), precision))
     note = "random-weight inswapper topology (fp32)" if args.swapper is None else str(args.swapper)
+    summary = summarise_repeats(rows) if args.repeat > 1 else []
     if args.json:
-        print(json.dumps({"swapper": note, "results": rows}, indent=2))
+        print(json.dumps({"swapper": note, "results": rows, "medians": summary}, indent=2))
         return 0
     print(f"Live benchmark, {args.seconds:.0f} s per engine, swapper: {note}, detector: {args.detector.name}")
     header = f"{'engine':<16} {'display fps':>11} {'latency p50':>12} {'latency p90':>12} {'swaps/s':>8}  mode"
@@ -217,7 +228,34 @@ def main(argv: list[str] | None = None) -> int:
         )
         cores = ", ".join(f"{name} {value:.2f}" for name, value in r["cpu_cores"].items() if value >= 0.005)
         print(f"{'':<16} CPU in cores: {cores}")
+    if summary:
+        print(f"\nOver {args.repeat} runs each, taken in turn: median (range)")
+        for item in summary:
+            figures = ", ".join(
+                f"{key} {value['median']:.2f} ({value['min']:.2f}-{value['max']:.2f})"
+                for key, value in item["figures"].items()
+            )
+            print(f"{item['configuration']:<16} {figures}")
     return 0
+
+
+REPEATED_FIGURES = ("display_fps", "page_swaps_per_s", "latency_median_ms", "reference_detect_ms")
+
+
+def summarise_repeats(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Median, min and max of the main figures per configuration (engine and precision)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(label(row), []).append(row)
+    summary = []
+    for name, group in groups.items():
+        figures = {}
+        for key in REPEATED_FIGURES:
+            values = [float(row[key]) for row in group if row.get(key) is not None]
+            if values:
+                figures[key] = {"median": float(np.median(values)), "min": min(values), "max": max(values)}
+        summary.append({"configuration": name, "runs": len(group), "figures": figures})
+    return summary
 
 
 if __name__ == "__main__":
