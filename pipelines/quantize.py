@@ -40,6 +40,8 @@ from pipelines.face_analysis import FaceAnalyzer
 from pipelines.types import ImageRGB, RuntimeSettings
 
 if TYPE_CHECKING:
+    from onnx import TensorProto
+
     from pipelines.winograd_int8 import Calibration
 
 INT8_SUFFIX = ".int8.onnx"
@@ -276,15 +278,16 @@ def _quantize_static(
     try:
         with tempfile.TemporaryDirectory(prefix="swapspot-quant-") as folder:
             extra = {}
-            aside: list[str] = []
+            model_in: Path = source
+            aside: list[TensorProto] = []
             if _takes_ranges() and activations:
                 extra["calibration_cache_path"] = _calibration_cache(Path(folder) / "ranges.json", activations)
                 # No calibration run then: the int8 Winograd weights, which the quantizer never touches but
                 # holds three times over, wait outside (1.5 GB less at its peak for inswapper).
-                source, aside = _set_aside_int8_weights(source)
+                model_in, aside = _set_aside_int8_weights(source)
             try:
                 quantize_static(
-                    str(source),
+                    str(model_in),
                     str(out),
                     Reader(),
                     quant_format=QuantFormat.QDQ,
@@ -295,21 +298,19 @@ def _quantize_static(
                     **extra,
                 )
             finally:
-                if aside:
-                    source.unlink(missing_ok=True)
+                if model_in != source:
+                    model_in.unlink(missing_ok=True)
             if aside:
-                _put_back(out, source.with_name(source.name.removesuffix(ASIDE_SUFFIX)), aside)
+                _put_back(out, source.parent, aside)
     finally:
         root.setLevel(level)
 
 
-ASIDE_SUFFIX = ".aside.onnx"
-
-
-def _set_aside_int8_weights(staged: Path) -> tuple[Path, list[str]]:
+def _set_aside_int8_weights(staged: Path) -> tuple[Path, list[TensorProto]]:
     """A copy of the staged model's graph whose int8 Winograd weights (the int8 initializers that only
     MatMulIntegerToFloat reads) are graph inputs instead; the other weights stay in the staged model's side
-    file. Returns its path and the names set aside (none: `staged` itself)."""
+    file. Returns its path and the weights set aside, as references into that side file (none: `staged`
+    itself)."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -318,77 +319,92 @@ def _set_aside_int8_weights(staged: Path) -> tuple[Path, list[str]]:
     for node in model.graph.node:
         for name in node.input:
             readers.setdefault(name, set()).add(node.op_type)
-    aside = [
-        init
-        for init in model.graph.initializer
-        if init.data_type == TensorProto.INT8 and readers.get(init.name) == {"MatMulIntegerToFloat"}
-    ]
+    aside: list[TensorProto] = []
+    kept: list[TensorProto] = []
+    for init in model.graph.initializer:
+        only_int8_gemm = init.data_type == TensorProto.INT8 and readers.get(init.name) == {"MatMulIntegerToFloat"}
+        (aside if only_int8_gemm else kept).append(init)
     if not aside:
         return staged, []
-    names = {init.name for init in aside}
-    kept = [init for init in model.graph.initializer if init.name not in names]
+    refs = [TensorProto() for _ in aside]
+    for ref, init in zip(refs, aside, strict=True):
+        ref.CopyFrom(init)
     del model.graph.initializer[:]
     model.graph.initializer.extend(kept)
-    model.graph.input.extend(helper.make_tensor_value_info(i.name, TensorProto.INT8, list(i.dims)) for i in aside)
-    copy = staged.with_name(staged.name + ASIDE_SUFFIX)  # beside it: the side file's relative path still holds
+    model.graph.input.extend(helper.make_tensor_value_info(r.name, TensorProto.INT8, list(r.dims)) for r in refs)
+    copy = staged.with_name(staged.name + ".aside.onnx")  # beside it: the side file's relative path still holds
     onnx.save(model, str(copy))
-    return copy, sorted(names)
+    return copy, refs
 
 
-def _put_back(out: Path, staged: Path, names: list[str]) -> None:
-    """The weights `_set_aside_int8_weights` took out of the graph, back into the quantized model `out`.
+def _put_back(out: Path, folder: Path, refs: list[TensorProto]) -> None:
+    """The weights `_set_aside_int8_weights` took out of the graph (`refs` into a side file in `folder`), back
+    into the quantized model `out`.
 
-    Written one tensor at a time, straight from the staged model's side file: protobuf lets a message's
-    repeated fields continue after its other fields, so the graph is the quantized graph's bytes followed by
-    one `initializer` entry per weight (the last original initializer, the emap matrix, stays last). Saving
-    the whole 0.6 GB model at once would need twice that in memory for the serialization.
+    Written one tensor at a time, straight from the side file: protobuf lets a message's repeated fields
+    continue after its other fields, so the graph is the quantized graph's bytes followed by one `initializer`
+    entry per weight (the last original initializer, the emap matrix, stays last). Saving the whole 0.6 GB
+    model at once would need twice that in memory for the serialization.
     """
     import onnx
     from onnx import TensorProto
 
     model = onnx.load(str(out))
-    wanted = set(names)
+    wanted = {ref.name for ref in refs}
     kept = [value for value in model.graph.input if value.name not in wanted]
     del model.graph.input[:]
     model.graph.input.extend(kept)
-    tail: list[TensorProto] = []
+    tail = b""
     if len(model.graph.initializer):
-        tail.append(TensorProto())
-        tail[0].CopyFrom(model.graph.initializer[-1])
+        tail = model.graph.initializer[-1].SerializeToString()
         model.graph.initializer.pop()
-    refs = [init for init in onnx.load(str(staged), load_external_data=False).graph.initializer if init.name in wanted]
-
-    def weight(ref: TensorProto) -> bytes:
-        info = {entry.key: entry.value for entry in ref.external_data}
-        with (staged.parent / info["location"]).open("rb") as data:
-            data.seek(int(info.get("offset", 0)))
-            raw = data.read(int(info["length"]))
-        tensor = TensorProto(name=ref.name, dims=ref.dims, data_type=ref.data_type, raw_data=raw)
-        return bytes(tensor.SerializeToString())
 
     def field(number: int, payload_size: int) -> bytes:
         return _varint(number << 3 | 2) + _varint(payload_size)
 
+    def located(ref: TensorProto) -> tuple[TensorProto, Path, int, int]:
+        """The tensor without its data, and where its data lies: (header, file, offset, length)."""
+        info = {entry.key: entry.value for entry in ref.external_data}
+        header = TensorProto(name=ref.name, dims=ref.dims, data_type=ref.data_type)
+        return header, folder / info["location"], int(info.get("offset", 0)), int(info["length"])
+
+    def size(ref: TensorProto) -> int:
+        header, _, _, length = located(ref)
+        return header.ByteSize() + len(field(RAW_DATA_FIELD, length)) + length
+
+    def weight(ref: TensorProto) -> bytes:
+        header, path, offset, length = located(ref)
+        with path.open("rb") as data:
+            data.seek(offset)
+            header.raw_data = data.read(length)
+        return bytes(header.SerializeToString())
+
     graph = model.graph.SerializeToString()
-    sizes = [len(weight(ref)) for ref in refs]  # one at a time; read again below
-    tail_bytes = [t.SerializeToString() for t in tail]
-    extra = sum(len(field(5, n)) + n for n in [*sizes, *map(len, tail_bytes)])
+    sizes = [size(ref) for ref in refs]
+    extra = sum(len(field(INITIALIZER_FIELD, n)) + n for n in sizes)
+    if tail:
+        extra += len(field(INITIALIZER_FIELD, len(tail))) + len(tail)
     model.ClearField("graph")
     partial = out.with_name(out.name + ".part")
     with partial.open("wb") as file:
         file.write(model.SerializeToString())
-        file.write(field(7, len(graph) + extra))
+        file.write(field(GRAPH_FIELD, len(graph) + extra))
         file.write(graph)
-        for ref, size in zip(refs, sizes, strict=True):
+        for ref, expected in zip(refs, sizes, strict=True):
             payload = weight(ref)
-            if len(payload) != size:
-                raise RuntimeError(f"{ref.name} changed while it was written")
-            file.write(field(5, size))
+            if len(payload) != expected:
+                raise RuntimeError(f"{ref.name}: {len(payload)} bytes serialized, {expected} expected")
+            file.write(field(INITIALIZER_FIELD, expected))
             file.write(payload)
-        for payload in tail_bytes:
-            file.write(field(5, len(payload)))
-            file.write(payload)
+        if tail:
+            file.write(field(INITIALIZER_FIELD, len(tail)))
+            file.write(tail)
     partial.replace(out)
+
+
+GRAPH_FIELD = 7  # ModelProto.graph
+INITIALIZER_FIELD = 5  # GraphProto.initializer
+RAW_DATA_FIELD = 9  # TensorProto.raw_data
 
 
 def _varint(value: int) -> bytes:

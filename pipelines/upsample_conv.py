@@ -30,6 +30,8 @@ import onnx
 from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
 
+from pipelines.winograd import constant, cpu_session, find_layers
+
 CHECK_TOLERANCE = 1e-4  # largest error allowed, relative to the output's largest magnitude (float rounding)
 MIN_SIZE = 4  # small maps below this are left alone (no interior to learn the phase kernels from)
 
@@ -49,11 +51,8 @@ class UpsampleConv:
 
 def interpolation_matrix(resize: onnx.NodeProto, n: int, opset: int) -> NDArray[np.float64]:
     """The (2n x n) matrix of `resize` along one axis, measured by running it on one-hot rows (onnxruntime)."""
-    import onnxruntime as ort
-
-    attrs = [a for a in resize.attribute]
     node = helper.make_node("Resize", ["x", "", "scales"], ["y"])
-    node.attribute.extend(attrs)
+    node.attribute.extend(resize.attribute)
     graph = helper.make_graph(
         [node],
         "interp",
@@ -62,9 +61,7 @@ def interpolation_matrix(resize: onnx.NodeProto, n: int, opset: int) -> NDArray[
         [numpy_helper.from_array(np.array([1, 1, 2, 1], np.float32), "scales")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", max(opset, 13))])
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = cpu_session(model.SerializeToString(), threads=0)
     basis = np.eye(n, dtype=np.float32).reshape(n, 1, n, 1)
     out = np.asarray(session.run(None, {"x": basis})[0], np.float64)
     return out[:, 0, :, 0].T  # column a: what one-hot input a becomes
@@ -115,62 +112,39 @@ def phases(matrix: NDArray[np.float64]) -> Phases | None:
 # 2. Finding the pairs ---------------------------------------------------------------------------------------
 
 
-def _attr(node: onnx.NodeProto, name: str, default: object) -> object:
-    for attribute in node.attribute:
-        if attribute.name == name:
-            return helper.get_attribute_value(attribute)
-    return default
-
-
 def find_pairs(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> list[UpsampleConv]:
-    """The Resize -> Conv pairs to rewrite. `shapes`: the convolutions' input shapes (measured or inferred)."""
+    """The Resize -> Conv pairs to rewrite. `shapes`: the convolutions' input shapes (measured or inferred).
+
+    The Conv is one `find_layers` can rewrite (constant float kernel, stride 1, ...) with zero padding 1 on a
+    square map of even side; the Resize is read by it alone and doubles height and width with constant scales.
+    """
     inits = {init.name: init for init in model.graph.initializer}
     readers = Counter(name for node in model.graph.node for name in node.input)
     readers.update(output.name for output in model.graph.output)
-    by_input: dict[str, onnx.NodeProto] = {}
-    for node in model.graph.node:
-        if node.op_type == "Conv":
-            by_input.setdefault(node.input[0], node)
+    producers = {output: node for node in model.graph.node for output in node.output}
     pairs = []
-    for node in model.graph.node:
-        if node.op_type != "Resize" or node.domain not in ("", "ai.onnx") or readers[node.output[0]] != 1:
+    for layer in find_layers(model, shapes):
+        resize = producers.get(layer.node.input[0])
+        if resize is None or resize.op_type != "Resize" or resize.domain not in ("", "ai.onnx"):
             continue
-        conv = by_input.get(node.output[0])
-        shape = shapes.get(node.output[0])  # the upsampled map
-        if conv is None or shape is None or len(shape) != 4 or shape[0] != 1 or shape[2] != shape[3] or shape[2] % 2:
+        if readers[resize.output[0]] != 1 or layer.pads != (1, 1, 1, 1):
             continue
-        scales = node.input[2] if len(node.input) > 2 else ""
-        if not scales or scales not in inits or (len(node.input) > 3 and node.input[3]):
+        if layer.height != layer.width or layer.height % 2:
             continue
-        if node.input[1] and node.input[1] not in inits:
+        roi = resize.input[1] if len(resize.input) > 1 else ""
+        scales = resize.input[2] if len(resize.input) > 2 else ""
+        if (roi and roi not in inits) or scales not in inits or (len(resize.input) > 3 and resize.input[3]):
             continue
         if list(numpy_helper.to_array(inits[scales]).astype(float)) != [1.0, 1.0, 2.0, 2.0]:
             continue
-        if _attr(node, "coordinate_transformation_mode", b"half_pixel") == b"tf_crop_and_resize":
+        attrs = {a.name: helper.get_attribute_value(a) for a in resize.attribute}
+        if attrs.get("coordinate_transformation_mode") == b"tf_crop_and_resize":
             continue
-        if conv.input[1] not in inits or (len(conv.input) > 2 and conv.input[2] and conv.input[2] not in inits):
-            continue
-        weight_shape = list(inits[conv.input[1]].dims)
-        if (
-            len(weight_shape) != 4
-            or weight_shape[2:] != [3, 3]
-            or weight_shape[1] != shape[1]
-            or list(_attr(conv, "pads", [0, 0, 0, 0])) != [1, 1, 1, 1]  # type: ignore[call-overload]
-            or list(_attr(conv, "strides", [1, 1])) != [1, 1]  # type: ignore[call-overload]
-            or list(_attr(conv, "dilations", [1, 1])) != [1, 1]  # type: ignore[call-overload]
-            or _attr(conv, "group", 1) != 1
-            or _attr(conv, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
-        ):
-            continue
-        pairs.append(UpsampleConv(node, conv, shape[1], shape[2] // 2))
+        pairs.append(UpsampleConv(resize, layer.node, layer.channels[1], layer.height // 2))
     return pairs
 
 
 # 3. The replacement nodes -----------------------------------------------------------------------------------
-
-
-def _const(name: str, values: NDArray[np.generic]) -> onnx.TensorProto:
-    return numpy_helper.from_array(np.ascontiguousarray(values), name)
 
 
 def fused_nodes(
@@ -191,12 +165,12 @@ def fused_nodes(
     # 3.1 One kernel per phase: W_p = T_py^T W T_px (over the small map's offsets), stacked as CRD channels.
     fused = np.einsum("ats,kctv,bvw->kabcsw", interp.taps, w64, interp.taps, optimize=True)  # k, py, px, c, sy, sx
     fused = fused.reshape(k * 4, c, 3, 3)
-    inits.append(_const(f"{name}_w", fused.astype(np.float32)))
+    inits.append(constant(f"{name}_w", fused.astype(np.float32)))
     conv_inputs = [f"{name}_xe", f"{name}_w"]
     if bias is not None:
-        inits.append(_const(f"{name}_b", np.repeat(bias.astype(np.float32), 4)))
+        inits.append(constant(f"{name}_b", np.repeat(bias.astype(np.float32), 4)))
         conv_inputs.append(f"{name}_b")
-    inits.append(_const(f"{name}_pads", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)))
+    inits.append(constant(f"{name}_pads", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)))
     nodes += [
         helper.make_node("Pad", [x, f"{name}_pads"], [f"{name}_xe"], mode="edge"),
         helper.make_node("Conv", conv_inputs, [f"{name}_phases"], kernel_shape=[3, 3], pads=[0, 0, 0, 0]),
@@ -207,13 +181,13 @@ def fused_nodes(
     extended = np.vstack([interp.first, matrix, interp.last])  # (2n + 2) x n: rows -1 .. 2n, edge-clamped
     inner_only = np.vstack([np.zeros(n), matrix, np.zeros(n)])  # the side columns without the corners
     inits += [
-        _const(f"{name}_first_row", interp.first[None, :].astype(np.float32)),  # (1, n)
-        _const(f"{name}_last_row", interp.last[None, :].astype(np.float32)),
-        _const(f"{name}_first_col", interp.first[:, None].astype(np.float32)),  # (n, 1)
-        _const(f"{name}_last_col", interp.last[:, None].astype(np.float32)),
-        _const(f"{name}_along", extended.T.astype(np.float32)),  # (n, 2n + 2)
-        _const(f"{name}_down", inner_only.T.astype(np.float32)),
-        _const(f"{name}_row_shape", np.array([1, c, 1, n], np.int64)),
+        constant(f"{name}_first_row", interp.first[None, :].astype(np.float32)),  # (1, n)
+        constant(f"{name}_last_row", interp.last[None, :].astype(np.float32)),
+        constant(f"{name}_first_col", interp.first[:, None].astype(np.float32)),  # (n, 1)
+        constant(f"{name}_last_col", interp.last[:, None].astype(np.float32)),
+        constant(f"{name}_along", extended.T.astype(np.float32)),  # (n, 2n + 2)
+        constant(f"{name}_down", inner_only.T.astype(np.float32)),
+        constant(f"{name}_row_shape", np.array([1, c, 1, n], np.int64)),
     ]
     # Each side's correction is a 1 x 3 convolution of its ring row with the kernel taps that read it (the
     # left and right columns are handled as rows: their taps are transposed).
@@ -232,7 +206,7 @@ def fused_nodes(
                 helper.make_node("MatMul", [x, mix], [f"{line}_col"]),
                 helper.make_node("Reshape", [f"{line}_col", f"{name}_row_shape"], [line]),
             ]
-        inits.append(_const(f"{name}_{side}_taps", (-taps).astype(np.float32)))  # subtracted: the ring is 0
+        inits.append(constant(f"{name}_{side}_taps", (-taps).astype(np.float32)))  # subtracted: the ring is 0
         nodes += [
             helper.make_node("MatMul", [line, spread], [f"{name}_{side}_ring"]),  # (1, C, 1, 2n + 2)
             helper.make_node(
@@ -248,8 +222,8 @@ def fused_nodes(
     cols_idx[0, :, :, :, 2] = np.arange(2 * n)[None, :, None]
     cols_idx[0, :, :, 1, 3] = 2 * n - 1
     inits += [
-        _const(f"{name}_rows_idx", rows_idx),
-        _const(f"{name}_cols_idx", cols_idx),
+        constant(f"{name}_rows_idx", rows_idx),
+        constant(f"{name}_cols_idx", cols_idx),
     ]
     nodes += [
         helper.make_node("Concat", [f"{name}_top_fix", f"{name}_bottom_fix"], [f"{name}_rows_fix"], axis=2),
@@ -280,21 +254,17 @@ def _max_error(
     opset: int,
 ) -> float:
     """The rewritten layer against the original on one random input, relative to the output's largest value."""
-    import onnxruntime as ort
-
     x, y = pair.resize.input[0], pair.conv.output[0]
     c, n = pair.channels, pair.size
     k = next(init.dims[0] for init in originals if init.name == pair.conv.input[1])
     inputs = [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, c, n, n])]
     outputs = [helper.make_tensor_value_info(y, TensorProto.FLOAT, [1, k, 2 * n, 2 * n])]
+    feed = np.random.default_rng(0).standard_normal((1, c, n, n)).astype(np.float32)
     results = []
     for graph_nodes, graph_inits in (([pair.resize, pair.conv], originals), (nodes, inits)):
         graph = helper.make_graph(graph_nodes, "check", inputs, outputs, graph_inits)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", max(opset, 13))])
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        feed = np.random.default_rng(0).standard_normal((1, c, n, n)).astype(np.float32)
+        session = cpu_session(model.SerializeToString(), threads=0)
         results.append(np.asarray(session.run(None, {x: feed})[0], np.float64))
     scale = float(np.abs(results[0]).max()) or 1.0
     return float(np.abs(results[0] - results[1]).max()) / scale

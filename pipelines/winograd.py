@@ -180,9 +180,9 @@ def explicit_padding(
     if not any(pads):
         return [], [], source
     top, left, bottom, right = pads
-    constant = _const(f"{name}_pads", np.array([0, 0, top, left, 0, 0, bottom, right], np.int64))
+    pad_values = constant(f"{name}_pads", np.array([0, 0, top, left, 0, 0, bottom, right], np.int64))
     node = helper.make_node("Pad", [source, f"{name}_pads"], [f"{name}_padded"], mode="constant")
-    return [node], [constant], f"{name}_padded"
+    return [node], [pad_values], f"{name}_padded"
 
 
 def add_outputs(model: onnx.ModelProto, names: Sequence[str]) -> list[str]:
@@ -272,7 +272,7 @@ def conv_inputs_session(
         onnx.save(model, str(staged), save_as_external_data=True, location="model.onnx.data")
         del model
         release_freed_memory()
-        session = session_from_path(staged, threads)
+        session = cpu_session(staged, threads)
         try:
             yield session, skeleton, candidates
         finally:
@@ -314,22 +314,15 @@ def measured_shapes(path: Path, inputs: Sequence[np.ndarray]) -> dict[str, list[
     return shapes
 
 
-def session_from_path(path: Path, threads: int) -> InferenceSession:
+def cpu_session(model: bytes | Path, threads: int) -> InferenceSession:
+    """A quiet onnxruntime CPU session of a serialized model or a model file."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def session_from_bytes(data: bytes, threads: int) -> InferenceSession:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    source = str(model) if isinstance(model, Path) else model
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
 def release_freed_memory() -> None:
@@ -344,7 +337,8 @@ def release_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def _const(name: str, values: NDArray[np.generic]) -> onnx.TensorProto:
+def constant(name: str, values: NDArray[np.generic]) -> onnx.TensorProto:
+    """A graph constant (initializer) holding `values`."""
     return numpy_helper.from_array(np.ascontiguousarray(values), name)
 
 
@@ -366,22 +360,22 @@ def winograd_nodes(
     name = f"{prefix}_wg"
     u_t = np.ascontiguousarray(transformed_weights(weight, m).transpose(0, 2, 1))  # (a*a, C, K)
     inits = [
-        _const(f"{name}_U", u_t),
-        _const(f"{name}_B", np.kron(b_t, b_t).astype(np.float32)),
-        _const(f"{name}_A", np.kron(a_t, a_t).astype(np.float32)),
-        _const(f"{name}_step", np.array([m], np.int64)),
-        _const(f"{name}_axis0", np.array([0], np.int64)),
-        _const(f"{name}_axis1", np.array([1], np.int64)),
-        _const(f"{name}_axis2", np.array([2], np.int64)),
-        _const(f"{name}_hwc", np.array([layer.height + top + bottom, layer.width + left + right, c], np.int64)),
-        _const(f"{name}_d_shape", np.array([a * a, tiles * c], np.int64)),
-        _const(f"{name}_v_shape", np.array([a * a, tiles, c], np.int64)),
-        _const(f"{name}_m_shape", np.array([a * a, tiles * k], np.int64)),
-        _const(f"{name}_y_shape", np.array([m, m, tiles_y, tiles_x, k], np.int64)),
-        _const(f"{name}_out_shape", np.array([1, k, out_h, out_w], np.int64)),
+        constant(f"{name}_U", u_t),
+        constant(f"{name}_B", np.kron(b_t, b_t).astype(np.float32)),
+        constant(f"{name}_A", np.kron(a_t, a_t).astype(np.float32)),
+        constant(f"{name}_step", np.array([m], np.int64)),
+        constant(f"{name}_axis0", np.array([0], np.int64)),
+        constant(f"{name}_axis1", np.array([1], np.int64)),
+        constant(f"{name}_axis2", np.array([2], np.int64)),
+        constant(f"{name}_hwc", np.array([layer.height + top + bottom, layer.width + left + right, c], np.int64)),
+        constant(f"{name}_d_shape", np.array([a * a, tiles * c], np.int64)),
+        constant(f"{name}_v_shape", np.array([a * a, tiles, c], np.int64)),
+        constant(f"{name}_m_shape", np.array([a * a, tiles * k], np.int64)),
+        constant(f"{name}_y_shape", np.array([m, m, tiles_y, tiles_x, k], np.int64)),
+        constant(f"{name}_out_shape", np.array([1, k, out_h, out_w], np.int64)),
     ]
     if bias is not None:
-        inits.append(_const(f"{name}_bias", bias.reshape(1, k, 1, 1).astype(np.float32)))
+        inits.append(constant(f"{name}_bias", bias.reshape(1, k, 1, 1).astype(np.float32)))
     # 0. The Conv's own zero padding, made explicit; then channels last: (Hp, Wp, C).
     nodes, padding, source = explicit_padding(layer.node.input[0], layer.pads, name)
     inits.extend(padding)
@@ -398,15 +392,15 @@ def winograd_nodes(
                 [rows[-1]],
             )
         )
-        inits.append(_const(f"{name}_r{p}_s", np.array([p], np.int64)))
-        inits.append(_const(f"{name}_r{p}_e", np.array([p + m * tiles_y], np.int64)))
+        inits.append(constant(f"{name}_r{p}_s", np.array([p], np.int64)))
+        inits.append(constant(f"{name}_r{p}_e", np.array([p + m * tiles_y], np.int64)))
         nodes.append(helper.make_node("Unsqueeze", [rows[-1], f"{name}_axis0"], [f"{rows[-1]}_u"]))
     nodes.append(helper.make_node("Concat", [f"{r}_u" for r in rows], [f"{name}_rows"], axis=0))  # (a, ty, Wp, C)
     cols = []
     for q in range(a):
         cols.append(f"{name}_cols{q}")
-        inits.append(_const(f"{name}_c{q}_s", np.array([q], np.int64)))
-        inits.append(_const(f"{name}_c{q}_e", np.array([q + m * tiles_x], np.int64)))
+        inits.append(constant(f"{name}_c{q}_s", np.array([q], np.int64)))
+        inits.append(constant(f"{name}_c{q}_e", np.array([q + m * tiles_x], np.int64)))
         nodes.append(
             helper.make_node(
                 "Slice",

@@ -41,19 +41,20 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from numpy.typing import NDArray
-from onnx import helper, numpy_helper
+from onnx import helper
 
 from pipelines.winograd import (
     RANGE_SUFFIXES,
     TRANSFORMS,
     ConvLayer,
     add_outputs,
+    constant,
     conv_inputs_session,
+    cpu_session,
     explicit_padding,
     find_layers,
     rewrite_layers,
     run_named,
-    session_from_bytes,
 )
 
 MIN_WIDTH = 512
@@ -200,7 +201,7 @@ def calibrate(
     """
     added = add_outputs(model, [layer.node.input[0] for layer, _ in layers])
     try:
-        session = session_from_bytes(model.SerializeToString(), threads)
+        session = cpu_session(model.SerializeToString(), threads)
     finally:
         for _ in added:
             model.graph.output.pop()
@@ -286,10 +287,6 @@ def _widen(calibration: Calibration, values: dict[str, np.ndarray], probes: Sequ
                 old = calibration.activations[tensor]
                 least, most = min(least, old[0]), max(most, old[1])
             calibration.activations[tensor] = (least, most)
-
-
-def _const(name: str, values: NDArray[np.generic]) -> onnx.TensorProto:
-    return numpy_helper.from_array(np.ascontiguousarray(values), name)
 
 
 @dataclass(frozen=True)
@@ -380,10 +377,10 @@ def int8_winograd_nodes(
     inits.extend(stage[1])
     # 5. M = V U for every position at once, in int8, scaled to float by the GEMM itself.
     inits += [
-        _const(f"{name}_U", u_q),
-        _const(f"{name}_S", scale.astype(np.float32)),
-        _const(f"{name}_one", np.array(1.0, np.float32)),
-        _const(f"{name}_z128", np.array(128, np.uint8)),
+        constant(f"{name}_U", u_q),
+        constant(f"{name}_S", scale.astype(np.float32)),
+        constant(f"{name}_one", np.array(1.0, np.float32)),
+        constant(f"{name}_z128", np.array(128, np.uint8)),
     ]
     nodes.append(
         helper.make_node(
@@ -397,10 +394,10 @@ def int8_winograd_nodes(
     # transposes that move whole runs of K (blocks into rows), then a plain (HW, K) -> (K, HW) one (a single
     # 5-D transpose straight to channels first takes five times as long).
     inits += [
-        _const(f"{name}_bias", out_bias.reshape(m, m, 1, 1, k).astype(np.float32)),
-        _const(f"{name}_y_shape", np.array([m, m, geo.tiles_y, geo.tiles_x, k], np.int64)),
-        _const(f"{name}_hwk_shape", np.array([m * m * geo.tiles, k], np.int64)),
-        _const(f"{name}_out_shape", np.array([1, k, m * geo.tiles_y, m * geo.tiles_x], np.int64)),
+        constant(f"{name}_bias", out_bias.reshape(m, m, 1, 1, k).astype(np.float32)),
+        constant(f"{name}_y_shape", np.array([m, m, geo.tiles_y, geo.tiles_x, k], np.int64)),
+        constant(f"{name}_hwk_shape", np.array([m * m * geo.tiles, k], np.int64)),
+        constant(f"{name}_out_shape", np.array([1, k, m * geo.tiles_y, m * geo.tiles_x], np.int64)),
     ]
     nodes += [
         *_output_transform(f"{name}_m", f"{name}_y_flat", geo, a_t, inits, name),
@@ -423,16 +420,16 @@ def _output_transform(
     one A^T per axis (two MatMuls, a third of the multiplications; measured 1 ms a layer faster)."""
     m, a, k = geo.m, geo.a, geo.channels[0]
     if m == 2:
-        inits.append(_const(f"{name}_A", np.kron(a_t, a_t).astype(np.float32)))
-        inits.append(_const(f"{name}_m_shape", np.array([a * a, geo.tiles * k], np.int64)))
+        inits.append(constant(f"{name}_A", np.kron(a_t, a_t).astype(np.float32)))
+        inits.append(constant(f"{name}_m_shape", np.array([a * a, geo.tiles * k], np.int64)))
         return [
             helper.make_node("Reshape", [source, f"{name}_m_shape"], [f"{name}_m_flat"]),
             helper.make_node("MatMul", [f"{name}_A", f"{name}_m_flat"], [target]),
         ]
-    inits.append(_const(f"{name}_At", a_t.astype(np.float32)))
-    inits.append(_const(f"{name}_m_rows", np.array([a, a * geo.tiles * k], np.int64)))
-    inits.append(_const(f"{name}_m_cols", np.array([m, a, geo.tiles * k], np.int64)))
-    inits.append(_const(f"{name}_y_2d", np.array([m * m, geo.tiles * k], np.int64)))
+    inits.append(constant(f"{name}_At", a_t.astype(np.float32)))
+    inits.append(constant(f"{name}_m_rows", np.array([a, a * geo.tiles * k], np.int64)))
+    inits.append(constant(f"{name}_m_cols", np.array([m, a, geo.tiles * k], np.int64)))
+    inits.append(constant(f"{name}_y_2d", np.array([m * m, geo.tiles * k], np.int64)))
     return [
         helper.make_node("Reshape", [source, f"{name}_m_rows"], [f"{name}_m_flat"]),
         helper.make_node("MatMul", [f"{name}_At", f"{name}_m_flat"], [f"{name}_y_rows"]),
@@ -461,11 +458,11 @@ def _pairwise_tiles(
     a = geo.a
     nodes: list[onnx.NodeProto] = []
     inits = [
-        _const(f"{name}_rows_shape", np.array([geo.tiles_y + 1, 2, geo.width, c], np.int64)),
-        _const(f"{name}_cols_shape", np.array([geo.tiles_y, geo.tiles_x + 1, 2, c], np.int64)),
-        _const(f"{name}_tile_shape", np.array([1, geo.tiles, c], np.int64)),
-        _const(f"{name}_ax01", np.array([0, 1], np.int64)),
-        _const(f"{name}_ax12", np.array([1, 2], np.int64)),
+        constant(f"{name}_rows_shape", np.array([geo.tiles_y + 1, 2, geo.width, c], np.int64)),
+        constant(f"{name}_cols_shape", np.array([geo.tiles_y, geo.tiles_x + 1, 2, c], np.int64)),
+        constant(f"{name}_tile_shape", np.array([1, geo.tiles, c], np.int64)),
+        constant(f"{name}_ax01", np.array([0, 1], np.int64)),
+        constant(f"{name}_ax12", np.array([1, 2], np.int64)),
     ]
     made: set[str] = set()
 
@@ -476,8 +473,8 @@ def _pairwise_tiles(
             start, end = f"{name}_{tag}{r}_s", f"{name}_{tag}{r}_e"
             if start not in made:
                 made.add(start)
-                inits.append(_const(start, np.array([r // 2, r % 2], np.int64)))
-                inits.append(_const(end, np.array([r // 2 + count, r % 2 + 1], np.int64)))
+                inits.append(constant(start, np.array([r // 2, r % 2], np.int64)))
+                inits.append(constant(end, np.array([r // 2 + count, r % 2 + 1], np.int64)))
             parts.append(f"{source}_{tag}{r}")
             nodes.append(helper.make_node("Slice", [source, start, end, axes], [parts[-1]]))
         return parts
@@ -502,8 +499,8 @@ def _pairwise_tiles(
         nodes.append(helper.make_node("Reshape", [row, f"{name}_cols_shape"], [f"{row}_pairs"]))
         for j, v in enumerate(combine(cut(f"{row}_pairs", geo.tiles_x, f"{name}_ax12", "c"), f"{row}_V")):
             p = i * a + j
-            inits.append(_const(f"{name}_as{p}", np.array(a_scale[p], np.float32)))
-            inits.append(_const(f"{name}_az{p}", np.array(a_zero[p], np.uint8)))
+            inits.append(constant(f"{name}_as{p}", np.array(a_scale[p], np.float32)))
+            inits.append(constant(f"{name}_az{p}", np.array(a_zero[p], np.uint8)))
             nodes.append(helper.make_node("QuantizeLinear", [v, f"{name}_as{p}", f"{name}_az{p}"], [f"{v}_q"]))
             nodes.append(helper.make_node("Reshape", [f"{v}_q", f"{name}_tile_shape"], [f"{v}_q3"]))
             quantized.append(f"{v}_q3")
@@ -525,21 +522,21 @@ def _gathered_tiles(
     m, a, c = geo.m, geo.a, geo.channels[1]
     ty, tx = geo.tiles_y, geo.tiles_x
     inits = [
-        _const(f"{name}_blocks_shape", np.array([ty + 1, m, tx + 1, m, c], np.int64)),
-        _const(f"{name}_d_shape", np.array([a * a, geo.tiles * c], np.int64)),
-        _const(f"{name}_v_shape", np.array([a * a, geo.tiles, c], np.int64)),
-        _const(f"{name}_Bt", b_t.astype(np.float32)),
-        _const(f"{name}_rows_shape", np.array([a, a * geo.tiles * c], np.int64)),
-        _const(f"{name}_cols_shape", np.array([a, a, geo.tiles * c], np.int64)),
-        _const(f"{name}_as", a_scale.astype(np.float32)),
-        _const(f"{name}_az", a_zero.astype(np.uint8)),
+        constant(f"{name}_blocks_shape", np.array([ty + 1, m, tx + 1, m, c], np.int64)),
+        constant(f"{name}_d_shape", np.array([a * a, geo.tiles * c], np.int64)),
+        constant(f"{name}_v_shape", np.array([a * a, geo.tiles, c], np.int64)),
+        constant(f"{name}_Bt", b_t.astype(np.float32)),
+        constant(f"{name}_rows_shape", np.array([a, a * geo.tiles * c], np.int64)),
+        constant(f"{name}_cols_shape", np.array([a, a, geo.tiles * c], np.int64)),
+        constant(f"{name}_as", a_scale.astype(np.float32)),
+        constant(f"{name}_az", a_zero.astype(np.uint8)),
     ]
     blocks = f"{name}_blocks"
     nodes = [helper.make_node("Reshape", [nhwc, f"{name}_blocks_shape"], [blocks])]
 
     def part(tag: str, starts: list[int], ends: list[int]) -> str:
-        inits.append(_const(f"{name}_{tag}_s", np.array(starts, np.int64)))
-        inits.append(_const(f"{name}_{tag}_e", np.array(ends, np.int64)))
+        inits.append(constant(f"{name}_{tag}_s", np.array(starts, np.int64)))
+        inits.append(constant(f"{name}_{tag}_e", np.array(ends, np.int64)))
         nodes.append(helper.make_node("Slice", [blocks, f"{name}_{tag}_s", f"{name}_{tag}_e"], [f"{name}_{tag}"]))
         return f"{name}_{tag}"
 
