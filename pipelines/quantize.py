@@ -49,7 +49,7 @@ REPORT_SUFFIX = ".int8.json"
 MIN_PSNR_DB = 30.0
 MIN_IDENTITY_SIMILARITY = 0.9
 MIN_SPEEDUP = 1.2  # int8 must also be clearly faster (CPUs without fast int8 instructions may not gain)
-RECIPE = "qdq-conv-perchannel-u8s8-v3+winograd-f4f2+upconv"  # bump to invalidate cached int8 files on a change
+RECIPE = "qdq-conv-perchannel-u8s8-v3+winograd-f4f2+upconv+nhwc"  # bump to invalidate cached int8 files on a change
 PLAIN_RECIPE = "qdq-conv-perchannel-u8s8-v3"  # with SWAPSPOT_WINOGRAD=0
 Form = Literal["winograd", "winograd-f2", "plain"]
 FORMS: tuple[Form, ...] = ("winograd", "winograd-f2", "plain")
@@ -239,12 +239,15 @@ def write_winograd_stage(fp32: Path, staged: Path, calibration: Calibration) -> 
     were rewritten (nothing is saved when no layer at all was rewritten)."""
     import onnx
 
+    from pipelines.channels_last import channels_last_model
     from pipelines.narrow_conv import narrow_conv_model
     from pipelines.winograd_int8 import int8_winograd_model
 
     model = onnx.load(str(fp32))
     model, narrow = narrow_conv_model(model, calibration.shapes or None)
     model, blocks = int8_winograd_model(model, in_place=True, calibration=calibration)
+    if blocks:
+        model, _ = channels_last_model(model)  # the maps between Winograd layers stay channels last
     if narrow + len(blocks):
         # The weights go to a side file one tensor at a time: a single-file save would serialize the whole
         # model into one more copy in memory (0.6 GB, the peak of making the int8 file).

@@ -113,7 +113,7 @@ def tile_for(layer: ConvLayer, max_bytes: int = MAX_LAYER_WEIGHT_BYTES) -> int |
     return None
 
 
-def _static_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
+def static_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
     """Every tensor's inferred shape (0 for unknown dimensions).
 
     Shape inference runs on a copy without the large weights (declared as graph inputs of their shape
@@ -139,7 +139,7 @@ def conv_layers(model: onnx.ModelProto, shapes: dict[str, list[int]] | None = No
     The shapes come from ONNX shape inference unless `shapes` (tensor name -> shape, e.g. measured in a run)
     are given. Only the initializers' dims and types are read, so a weight-free skeleton of the model will do.
     """
-    shapes = _static_shapes(model) if shapes is None else shapes
+    shapes = static_shapes(model) if shapes is None else shapes
     initializers = {init.name: init for init in model.graph.initializer}
     layers = []
     for node in model.graph.node:
