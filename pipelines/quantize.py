@@ -247,7 +247,10 @@ def write_winograd_stage(fp32: Path, staged: Path, calibration: Calibration) -> 
     model, narrow = narrow_conv_model(model, calibration.shapes or None)
     model, blocks = int8_winograd_model(model, in_place=True, calibration=calibration)
     if blocks:
-        model, _ = channels_last_model(model)  # the maps between Winograd layers stay channels last
+        # The maps between Winograd layers stay channels last. It only saves time: on a graph it cannot follow,
+        # the Winograd form goes on without it.
+        with contextlib.suppress(Exception):  # onnx and onnxruntime raise several unrelated exception types
+            model, _ = channels_last_model(model)
     if narrow + len(blocks):
         # The weights go to a side file one tensor at a time: a single-file save would serialize the whole
         # model into one more copy in memory (0.6 GB, the peak of making the int8 file).

@@ -270,12 +270,30 @@ def _max_error(
     return float(np.abs(results[0] - results[1]).max()) / scale
 
 
+def _fused_pair(
+    pair: UpsampleConv, inits: dict[str, onnx.TensorProto], opset: int, prefix: str
+) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]] | None:
+    """The fused nodes and constants for `pair`, or None when its interpolation has no period-2 structure or the
+    rewrite does not match the original (`CHECK_TOLERANCE`)."""
+    interp = phases(interpolation_matrix(pair.resize, pair.size, opset))
+    if interp is None:
+        return None
+    bias_name = pair.conv.input[2] if len(pair.conv.input) > 2 and pair.conv.input[2] else None
+    weight = numpy_helper.to_array(inits[pair.conv.input[1]]).astype(np.float32)
+    bias = numpy_helper.to_array(inits[bias_name]).astype(np.float32) if bias_name else None
+    nodes, new_inits = fused_nodes(pair, interp, weight, bias, prefix)
+    originals = [inits[name] for name in (*pair.resize.input[1:], *pair.conv.input[1:]) if name]
+    if _max_error(pair, nodes, new_inits, originals, opset) > CHECK_TOLERANCE:
+        return None
+    return nodes, new_inits
+
+
 def upsample_conv_model(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> tuple[onnx.ModelProto, int]:
     """`model` (changed in place) with every x2-upsample + 3x3-conv pair fused; returns it and how many.
 
     `shapes`: the convolutions' input shapes (measured, e.g. by `winograd.measured_shapes`, or inferred). A pair whose
-    rewrite does not match the original on a random input is left as it was. The last initializer stays last
-    (the inswapper's emap matrix is found there).
+    rewrite does not match the original on a random input, or whose Resize onnxruntime cannot run on its own, is
+    left as it was. The last initializer stays last (the inswapper's emap matrix is found there).
     """
     pairs = find_pairs(model, shapes)
     if not pairs:
@@ -285,20 +303,16 @@ def upsample_conv_model(model: onnx.ModelProto, shapes: dict[str, list[int]]) ->
     replaced: dict[str, tuple[list[onnx.NodeProto], list[onnx.TensorProto]]] = {}
     dropped: set[str] = set()
     for index, pair in enumerate(pairs):
-        interp = phases(interpolation_matrix(pair.resize, pair.size, opset))
-        if interp is None:
+        try:
+            fused = _fused_pair(pair, inits, opset, f"upconv{index}")
+        except Exception:  # onnxruntime raises several unrelated exception types
+            # A Resize that onnxruntime cannot run on its own (e.g. one that needs its roi input): this pair
+            # stays as it is, the others are still fused.
             continue
-        weight_init = inits[pair.conv.input[1]]
-        bias_name = pair.conv.input[2] if len(pair.conv.input) > 2 and pair.conv.input[2] else None
-        bias_init = inits[bias_name] if bias_name else None
-        weight = numpy_helper.to_array(weight_init).astype(np.float32)
-        bias = numpy_helper.to_array(bias_init).astype(np.float32) if bias_init is not None else None
-        nodes, new_inits = fused_nodes(pair, interp, weight, bias, f"upconv{index}")
-        originals = [inits[name] for name in (*pair.resize.input[1:], *pair.conv.input[1:]) if name]
-        if _max_error(pair, nodes, new_inits, originals, opset) > CHECK_TOLERANCE:
+        if fused is None:
             continue
-        replaced[pair.resize.output[0]] = (nodes, new_inits)
-        dropped.update(name for name in (pair.conv.input[1], bias_name) if name)
+        replaced[pair.resize.output[0]] = fused
+        dropped.update(name for name in pair.conv.input[1:] if name)  # its kernel and bias
     if not replaced:
         return model, 0
     convs = {pair.conv.output[0] for pair in pairs if pair.resize.output[0] in replaced}

@@ -8,6 +8,8 @@ once on a real int8 Winograd model.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -224,24 +226,18 @@ def test_a_map_of_unknown_shape_stops_the_chain_safely() -> None:
     assert entries == 0
 
 
-@pytest.mark.parametrize("block", [2, 4])
-def test_int8_winograd_style_blocks(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Real int8 Winograd layers (F(2x2) and F(4x4)) in style blocks: the layers read twins and the result
-    matches the plain int8 rewrite up to int8 rounding of values that differ in their last float bits."""
-    monkeypatch.setattr(winograd_int8, "MIN_WIDTH_F4", 1)  # F(4x4) for 16 channels too
-    channels, size = 16, 8
+def adain_chain(channels: int = 16, size: int = 8, layers: int = 4) -> onnx.ModelProto:
+    """(reflect pad, 3x3 conv, instance norm, ReLU) x `layers`."""
     rng = np.random.default_rng(3)
     nodes, inits = [], []
     x = "x"
-    for index in range(4):
+    for index in range(layers):
         pad = f"pad{index}"
         inits.append(numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), f"pads{index}"))
         nodes.append(helper.make_node("Pad", [x, f"pads{index}"], [pad], mode="reflect"))
         weight = (rng.standard_normal((channels, channels, 3, 3)) / np.sqrt(9 * channels)).astype(np.float32)
-        inits += [
-            numpy_helper.from_array(weight, f"w{index}"),
-            numpy_helper.from_array(np.ones(channels, np.float32), f"s{index}"),
-        ]
+        inits.append(numpy_helper.from_array(weight, f"w{index}"))
+        inits.append(numpy_helper.from_array(np.ones(channels, np.float32), f"s{index}"))
         inits.append(numpy_helper.from_array(np.zeros(channels, np.float32), f"b{index}"))
         nodes.append(helper.make_node("Conv", [pad, f"w{index}"], [f"conv{index}"]))
         nodes.append(
@@ -256,7 +252,43 @@ def test_int8_winograd_style_blocks(block: int, monkeypatch: pytest.MonkeyPatch)
         [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, channels, size, size])],
         inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_the_staged_int8_model_is_channels_last_and_a_failing_pass_costs_only_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines import channels_last
+    from pipelines.quantize import write_winograd_stage
+    from pipelines.winograd_int8 import calibrate_file
+
+    source = tmp_path / "chain.onnx"
+    onnx.save(adain_chain(), source)
+    rng = np.random.default_rng(4)
+    feeds = [{"x": rng.standard_normal((1, 16, 8, 8)).astype(np.float32)} for _ in range(3)]
+    calibration = calibrate_file(source, feeds, min_width=1, largest=2)
+    staged = tmp_path / "staged.onnx"
+    assert write_winograd_stage(source, staged, calibration) == ([2, 2, 2, 2], 0)
+    with_pass = op_count(onnx.load(str(staged)), "Transpose")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("a graph the pass cannot follow")
+
+    monkeypatch.setattr(channels_last, "channels_last_model", broken)
+    assert write_winograd_stage(source, staged, calibration) == ([2, 2, 2, 2], 0)
+    without = onnx.load(str(staged))
+    assert op_count(without, "Transpose") == with_pass + 6  # 4 in, 4 out; the pass adds 1 in and 1 back
+    assert run(without, feeds[0])[0].shape == (1, 16, 8, 8)
+
+
+@pytest.mark.parametrize("block", [2, 4])
+def test_int8_winograd_style_blocks(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real int8 Winograd layers (F(2x2) and F(4x4)) with instance norms between them: the layers read twins
+    and the result is as close to float as without the pass."""
+    monkeypatch.setattr(winograd_int8, "MIN_WIDTH_F4", 1)  # F(4x4) for 16 channels too
+    channels, size = 16, 8
+    rng = np.random.default_rng(3)
+    model = adain_chain(channels, size)
     feeds = [{"x": rng.standard_normal((1, channels, size, size)).astype(np.float32)} for _ in range(4)]
     fp32 = run(model, feeds[0])[0]
     int8, blocks = int8_winograd_model(model, feeds, min_width=1, largest=block)
@@ -270,5 +302,7 @@ def test_int8_winograd_style_blocks(block: int, monkeypatch: pytest.MonkeyPatch)
     def relative(a: np.ndarray, b: np.ndarray) -> float:
         return float(np.sqrt(np.mean((a - b) ** 2) / np.mean(b**2)))
 
-    assert relative(got, plain) < 0.02
-    assert relative(got, fp32) < 1.2 * relative(plain, fp32) + 0.01
+    # Usually identical; where a value lies on an int8 rounding boundary, its last float bit can round it the other
+    # way (a 5% difference here, with 16 channels), still well within the int8 error itself (14% for F(4x4)).
+    assert relative(got, plain) < 0.5 * relative(plain, fp32)
+    assert relative(got, fp32) < 1.1 * relative(plain, fp32)

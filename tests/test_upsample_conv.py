@@ -117,3 +117,23 @@ def test_a_rewrite_that_does_not_match_is_not_kept(monkeypatch: pytest.MonkeyPat
     fused, count = upsample_conv_model(model, shapes_of(model))
     assert count == 0
     assert "Resize" in [node.op_type for node in fused.graph.node]
+
+
+def test_a_resize_onnxruntime_cannot_measure_leaves_its_pair_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Measuring the interpolation runs the Resize on its own; if onnxruntime refuses, that pair is skipped (the
+    model stays valid and the Winograd forms go on without it) instead of the error ending the rewrite."""
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail
+
+    import pipelines.upsample_conv as upsample_conv
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise Fail("Resize: this attribute needs the roi input")
+
+    monkeypatch.setattr(upsample_conv, "interpolation_matrix", refuse)
+    model = pair_model()
+    x = np.random.default_rng(4).standard_normal((1, C, N, N)).astype(np.float32)
+    expected = run(model, x)
+    fused, count = upsample_conv_model(model, shapes_of(model))
+    assert count == 0
+    assert [node.op_type for node in fused.graph.node] == ["Relu", "Resize", "Conv", "LeakyRelu"]
+    np.testing.assert_array_equal(run(fused, x), expected)
