@@ -163,35 +163,41 @@ class _Twins:
         if not twinned:
             return
         chw = self.chw[twinned[0]]
+        plan = [(name, kind) for name in node.input if (kind := self.operand_kind(name, chw)) is not None]
+        if len(plan) != len(node.input):
+            return  # (checked before anything is made: a half-made twin must not be left behind)
         nodes: list[onnx.NodeProto] = []
-        inputs = []
-        for name in node.input:
-            operand = self.operand(name, chw, nodes)
-            if operand is None:
-                return
-            inputs.append(operand)
-        twin = helper.make_node(node.op_type, inputs, [self.fresh("map")])
-        nodes.append(twin)
+        inputs = [self.operand(name, kind, chw[0], nodes) for name, kind in plan]
+        nodes.append(helper.make_node(node.op_type, inputs, [self.fresh("map")]))
         self.add(index, node.output[0], chw, nodes, {name for name in node.input if name in self.twin})
 
-    def operand(self, name: str, chw: Chw, nodes: list[onnx.NodeProto]) -> str | None:
-        """`name` for an element-wise op with a channels-last map of `chw`: its twin, its transpose, the same
-        per-channel vector as (1, 1, 1, C), or a scalar as it is; None if it is none of these."""
+    def operand_kind(self, name: str, chw: Chw) -> str | None:
+        """What `name` is beside a channels-last map of `chw` in an element-wise op: "twin" (it has one of the
+        same shape), "map" (a channels-first map of that shape), "scalar", "channels" (a per-channel vector),
+        or None (none of these)."""
         if name in self.twin:
-            return self.twin[name] if self.chw[name] == chw else None
+            return "twin" if self.chw[name] == chw else None
         shape = self.shape(name)
+        c, h, w = chw
         if shape is None:
             return None
-        c, h, w = chw
         if shape == [1, c, h, w]:
-            return self.transposed(name, nodes)
+            return "map"
         if int(np.prod(shape)) == 1:
-            return name
-        if shape in ([1, c, 1, 1], [c, 1, 1]):
+            return "scalar"
+        return "channels" if shape in ([1, c, 1, 1], [c, 1, 1]) else None
+
+    def operand(self, name: str, kind: str, c: int, nodes: list[onnx.NodeProto]) -> str:
+        """`name` made fit for the channels-last op (see `operand_kind`)."""
+        if kind == "twin":
+            return self.twin[name]
+        if kind == "map":
+            return self.transposed(name, nodes)
+        if kind == "channels":
             last = self.const("channel_shape", np.array([1, 1, 1, c], np.int64), nodes)
             nodes.append(helper.make_node("Reshape", [name, last], [self.fresh("channels")]))
             return nodes[-1].output[0]
-        return None
+        return name  # a scalar
 
     def transposed(self, name: str, nodes: list[onnx.NodeProto]) -> str:
         """A twin for a channels-first map made elsewhere: its transpose (then read by every later twin)."""
