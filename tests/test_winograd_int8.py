@@ -265,6 +265,8 @@ def test_recipe_makes_a_checked_winograd_int8_swapper(small_topology: Path, anal
     # The others in QDQ form: 3 plain layers, the second fused decoder layer, and the 4 small border corrections
     # of each fused pair.
     assert "QLinearConv" not in ops and ops.count("Conv") == 3 + 1 + 2 * 4
+    # Channels-last maps between the Winograd layers: every style-block AdaIN is one BatchNormalization.
+    assert ops.count("BatchNormalization") == 4 and "InstanceNormalization" not in ops
     # The int8 Winograd weights, set aside while onnxruntime's quantizer ran, are weights again.
     assert [value.name for value in int8.graph.input] == ["target", "source"]
     weights = {init.name for init in int8.graph.initializer}
