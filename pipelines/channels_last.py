@@ -31,7 +31,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from pipelines.winograd import static_shapes
+from pipelines.winograd import default_opset, static_shapes
 
 TO_LAST = [0, 2, 3, 1]
 TO_FIRST = [0, 3, 1, 2]
@@ -356,12 +356,8 @@ def _style_norms(graph: onnx.GraphProto) -> dict[int, tuple[int, int]]:
     return folds
 
 
-def _opset(model: onnx.ModelProto) -> int:
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-
-
 def _twins(model: onnx.ModelProto, shapes: dict[str, list[int]], keep: set[str] | None) -> _Twins:
-    twins = _Twins(model.graph, shapes, _opset(model), keep)
+    twins = _Twins(model.graph, shapes, default_opset(model), keep)
     for index, node in enumerate(model.graph.node):
         twins.visit(index, node)
     return twins

@@ -30,7 +30,7 @@ import onnx
 from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
 
-from pipelines.winograd import constant, cpu_session, find_layers
+from pipelines.winograd import constant, cpu_session, default_opset, find_layers
 
 CHECK_TOLERANCE = 1e-4  # largest error allowed, relative to the output's largest magnitude (float rounding)
 MIN_SIZE = 4  # small maps below this are left alone (no interior to learn the phase kernels from)
@@ -242,10 +242,6 @@ def fused_nodes(
 # 4. The rewrite ---------------------------------------------------------------------------------------------
 
 
-def _opset(model: onnx.ModelProto) -> int:
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
-
-
 def _max_error(
     pair: UpsampleConv,
     nodes: list[onnx.NodeProto],
@@ -298,7 +294,7 @@ def upsample_conv_model(model: onnx.ModelProto, shapes: dict[str, list[int]]) ->
     pairs = find_pairs(model, shapes)
     if not pairs:
         return model, 0
-    opset = _opset(model)
+    opset = default_opset(model)  # (its checks run Resize at opset 13 or later)
     inits = {init.name: init for init in model.graph.initializer}
     replaced: dict[str, tuple[list[onnx.NodeProto], list[onnx.TensorProto]]] = {}
     dropped: set[str] = set()

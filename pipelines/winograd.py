@@ -337,6 +337,11 @@ def release_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+def default_opset(model: onnx.ModelProto) -> int:
+    """The model's version of the default ONNX operator set (0 if it declares none)."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
 def constant(name: str, values: NDArray[np.generic]) -> onnx.TensorProto:
     """A graph constant (initializer) holding `values`."""
     return numpy_helper.from_array(np.ascontiguousarray(values), name)

@@ -19,6 +19,7 @@ from onnx import TensorProto, helper, numpy_helper
 from pipelines import winograd_int8
 from pipelines.channels_last import channels_last_model
 from pipelines.winograd_int8 import int8_winograd_model
+from tests.model_builders.swapper import _Graph
 
 C, H, W = 8, 8, 8
 RNG = np.random.default_rng(5)
@@ -31,60 +32,54 @@ def run(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> list[np.ndarray]
     return [np.asarray(out) for out in session.run(None, feed)]
 
 
-class Graph:
-    """A small graph under construction: nodes, constants, unique names."""
+class Graph(_Graph):
+    """The model builders' graph under construction, with the pieces these tests assemble."""
 
     def __init__(self) -> None:
-        self.nodes: list[onnx.NodeProto] = []
-        self.inits: list[onnx.TensorProto] = []
-        self.count = 0
-
-    def name(self, stem: str) -> str:
-        self.count += 1
-        return f"{stem}{self.count}"
-
-    def const(self, values: np.ndarray, stem: str = "c") -> str:
-        name = self.name(stem)
-        self.inits.append(numpy_helper.from_array(values, name))
-        return name
-
-    def op(self, op_type: str, inputs: list[str], **attrs: object) -> str:
-        out = self.name(op_type.lower())
-        self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
-        return out
+        super().__init__(seed=5)
 
     def layer(self, x: str, size: tuple[int, int] = (H, W), crop: bool = False) -> str:
         """A 'Winograd layer' with the int8 layers' boundaries (transpose in; an (H*W, K) result, transposed
         and reshaped out) around a float 1x1 convolution; `crop` drops the outer ring first, as a 3x3 layer
         without padding does."""
         h, w = size
-        nhwc = self.op("Transpose", [x], perm=[0, 2, 3, 1])
+        nhwc = self.node("Transpose", [x], perm=[0, 2, 3, 1])
         if crop:
             h, w = h - 2, w - 2
-            starts, ends = self.const(np.array([1, 1], np.int64)), self.const(np.array([h + 1, w + 1], np.int64))
-            nhwc = self.op("Slice", [nhwc, starts, ends, self.const(np.array([1, 2], np.int64))])
-        rows = self.op("Reshape", [nhwc, self.const(np.array([h * w, C], np.int64))])
-        weight = self.const((RNG.standard_normal((C, C)) / np.sqrt(C)).astype(np.float32), "w")
-        hwk = self.op("Reshape", [self.op("MatMul", [rows, weight]), self.const(np.array([h * w, C], np.int64))])
-        khw = self.op("Transpose", [hwk], perm=[1, 0])
-        return self.op("Reshape", [khw, self.const(np.array([1, C, h, w], np.int64))])
+            starts, ends = (
+                self.const("c", np.array([1, 1], np.int64)),
+                self.const("c", np.array([h + 1, w + 1], np.int64)),
+            )
+            nhwc = self.node("Slice", [nhwc, starts, ends, self.const("c", np.array([1, 2], np.int64))])
+        rows = self.node("Reshape", [nhwc, self.const("c", np.array([h * w, C], np.int64))])
+        weight = self.const("w", (self.rng.standard_normal((C, C)) / np.sqrt(C)).astype(np.float32))
+        hwk = self.node(
+            "Reshape", [self.node("MatMul", [rows, weight]), self.const("c", np.array([h * w, C], np.int64))]
+        )
+        khw = self.node("Transpose", [hwk], perm=[1, 0])
+        return self.node("Reshape", [khw, self.const("c", np.array([1, C, h, w], np.int64))])
 
     def style_norm(self, x: str, style: str, offset: int) -> str:
         """Instance norm, then the style's per-channel scale and shift (sliced from a (1, 2C, 1, 1) vector)."""
-        scale = self.const((RNG.random(C) + 0.5).astype(np.float32), "s")
-        bias = self.const(RNG.standard_normal(C).astype(np.float32), "b")
-        normed = self.op("InstanceNormalization", [x, scale, bias], epsilon=1e-5)
-        axis = self.const(np.array([1], np.int64))
-        gain = self.op(
+        scale = self.const("s", (RNG.random(C) + 0.5).astype(np.float32))
+        bias = self.const("b", RNG.standard_normal(C).astype(np.float32))
+        normed = self.node("InstanceNormalization", [x, scale, bias], epsilon=1e-5)
+        axis = self.const("c", np.array([1], np.int64))
+        gain = self.node(
             "Slice",
-            [style, self.const(np.array([offset], np.int64)), self.const(np.array([offset + C], np.int64)), axis],
+            [
+                style,
+                self.const("c", np.array([offset], np.int64)),
+                self.const("c", np.array([offset + C], np.int64)),
+                axis,
+            ],
         )
-        shift_start = self.const(np.array([offset + C], np.int64))
-        shift = self.op("Slice", [style, shift_start, self.const(np.array([offset + 2 * C], np.int64)), axis])
-        return self.op("Add", [self.op("Mul", [normed, gain]), shift])
+        shift_start = self.const("c", np.array([offset + C], np.int64))
+        shift = self.node("Slice", [style, shift_start, self.const("c", np.array([offset + 2 * C], np.int64)), axis])
+        return self.node("Add", [self.node("Mul", [normed, gain]), shift])
 
     def pad(self, x: str, mode: str = "reflect") -> str:
-        return self.op("Pad", [x, self.const(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64))], mode=mode)
+        return self.node("Pad", [x, self.const("c", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64))], mode=mode)
 
     def model(self, outputs: list[str], emap: bool = True) -> onnx.ModelProto:
         inits = list(self.inits)
@@ -107,13 +102,13 @@ def style_blocks(blocks: int = 2) -> tuple[Graph, str]:
     """inswapper's style blocks: (reflect pad, 3x3 layer, AdaIN, ReLU, reflect pad, 3x3 layer, AdaIN) plus the
     block's input, after a LeakyRelu."""
     g = Graph()
-    style = g.op("Reshape", ["style", g.const(np.array([1, 8 * C, 1, 1], np.int64))])
-    x = g.op("LeakyRelu", ["x"], alpha=0.2)
+    style = g.node("Reshape", ["style", g.const("c", np.array([1, 8 * C, 1, 1], np.int64))])
+    x = g.node("LeakyRelu", ["x"], alpha=0.2)
     for block in range(blocks):
         inner = g.layer(g.pad(x), (H + 2, W + 2), crop=True)
-        inner = g.op("Relu", [g.style_norm(inner, style, 4 * C * (block % 2))])
+        inner = g.node("Relu", [g.style_norm(inner, style, 4 * C * (block % 2))])
         inner = g.style_norm(g.layer(g.pad(inner), (H + 2, W + 2), crop=True), style, 4 * C * (block % 2) + 2 * C)
-        x = g.op("Add", [x, inner])
+        x = g.node("Add", [x, inner])
     return g, x
 
 
@@ -131,7 +126,7 @@ def op_count(model: onnx.ModelProto, op: str) -> int:
 def test_style_blocks_give_the_same_result_with_fewer_transposes() -> None:
     g, out = style_blocks(blocks=3)
     # The last block's output is read channels first (by a 1x1 Conv) and as a graph output.
-    conv = g.op("Conv", [out, g.const(RNG.standard_normal((C, C, 1, 1)).astype(np.float32))])
+    conv = g.node("Conv", [out, g.const("c", RNG.standard_normal((C, C, 1, 1)).astype(np.float32))])
     model = g.model([conv, out])
     inputs = feed()
     expected = run(model, inputs)
@@ -152,7 +147,7 @@ def test_style_blocks_give_the_same_result_with_fewer_transposes() -> None:
 
 def test_a_model_without_winograd_layers_is_left_as_it_is() -> None:
     g = Graph()
-    out = g.op("Relu", [g.pad("x")])
+    out = g.node("Relu", [g.pad("x")])
     model = g.model([out])
     before = model.SerializeToString()
     rewritten, entries = channels_last_model(model)
@@ -178,11 +173,13 @@ def test_instance_norm_alone_and_other_element_wise_ops() -> None:
     channels-first operand, edge padding: each still matches."""
     g = Graph()
     y = g.layer("x")
-    normed = g.op("InstanceNormalization", [y, g.const(np.ones(C, np.float32)), g.const(np.zeros(C, np.float32))])
-    y = g.op("Sub", [normed, g.const(np.array(0.25, np.float32))])
-    y = g.op("Div", [y, g.const((RNG.random((1, C, 1, 1)) + 1).astype(np.float32))])
-    y = g.op("Mul", ["x", y])  # the graph input, channels first, same shape
-    y = g.layer(g.pad(g.op("Sigmoid", [y]), "edge"), (H + 2, W + 2), crop=True)
+    normed = g.node(
+        "InstanceNormalization", [y, g.const("c", np.ones(C, np.float32)), g.const("c", np.zeros(C, np.float32))]
+    )
+    y = g.node("Sub", [normed, g.const("c", np.array(0.25, np.float32))])
+    y = g.node("Div", [y, g.const("c", (RNG.random((1, C, 1, 1)) + 1).astype(np.float32))])
+    y = g.node("Mul", ["x", y])  # the graph input, channels first, same shape
+    y = g.layer(g.pad(g.node("Sigmoid", [y]), "edge"), (H + 2, W + 2), crop=True)
     model = g.model([y])
     inputs = feed()
     expected = run(model, inputs)[0]
@@ -195,7 +192,7 @@ def test_instance_norm_alone_and_other_element_wise_ops() -> None:
 def test_padding_into_a_layer_is_done_channels_last() -> None:
     """The first layer's reflect padding (uneven here) happens after the transpose, so the layer reads a twin."""
     g = Graph()
-    padded = g.op("Pad", ["x", g.const(np.array([0, 0, 1, 2, 0, 0, 3, 0], np.int64))], mode="reflect")
+    padded = g.node("Pad", ["x", g.const("c", np.array([0, 0, 1, 2, 0, 0, 3, 0], np.int64))], mode="reflect")
     y = g.layer(padded, size=(H + 4, W + 2))
     model = g.model([y])
     inputs = feed()
@@ -212,12 +209,17 @@ def test_a_map_of_unknown_shape_stops_the_chain_safely() -> None:
     """A Mul with an operand whose shape nothing tells is left channels first; the result is the same."""
     g = Graph()
     y = g.layer("x")
-    unknown = g.op("Reshape", ["style", g.const(np.array([1, -1, 1, 1], np.int64))])  # (1, 8C, 1, 1): not C
-    gain = g.op(
+    unknown = g.node("Reshape", ["style", g.const("c", np.array([1, -1, 1, 1], np.int64))])  # (1, 8C, 1, 1): not C
+    gain = g.node(
         "Slice",
-        [unknown, g.const(np.array([0], np.int64)), g.const(np.array([C], np.int64)), g.const(np.array([1], np.int64))],
+        [
+            unknown,
+            g.const("c", np.array([0], np.int64)),
+            g.const("c", np.array([C], np.int64)),
+            g.const("c", np.array([1], np.int64)),
+        ],
     )
-    y = g.layer(g.op("Mul", [y, gain]))
+    y = g.layer(g.node("Mul", [y, gain]))
     model = g.model([y])
     inputs = feed()
     expected = run(model, inputs)[0]
