@@ -8,6 +8,7 @@ Items are sent to the browser inline (`in_memory_image`, no file in Gradio's cac
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -43,6 +44,28 @@ from ui.context import CONSENT_LABEL, NO_CONSENT, UiContext, example_faces
 from ui.errors import user_errors
 
 POLL_S = 2.0  # presenter and players refresh their game state this often
+PLAY_TAB_LABEL = "Play (phones)"
+PLAY_LINK_PARAMETER = "play"  # `?play=CODE`: the link the presenter shows opens the Play tab with the code
+
+
+def open_tab_js(parameter: str, label: str) -> str:
+    """Browser code that opens the tab called `label` when the page's address has `?parameter=...`.
+
+    Gradio gives a tab's button no stable id (on a narrow screen it sits in an overflow menu), so the button
+    is found by its label. It is retried for a few seconds while the page renders."""
+    return f"""() => {{
+  if (!new URLSearchParams(window.location.search).has({json.dumps(parameter)})) return;
+  let tries = 0;
+  const open = () => {{
+    const buttons = [...document.querySelectorAll("button")].filter(
+      (b) => b.textContent.trim() === {json.dumps(label)} && b.getAttribute("tabindex") !== "-1");
+    if (buttons.length) {{ buttons[0].click(); return; }}
+    if (tries++ < 50) setTimeout(open, 100);
+  }};
+  open();
+}}"""
+
+
 NO_BUTTONS: list[Any] = []  # no download / share / fullscreen on game items
 
 STYLE = """<style>
@@ -484,7 +507,7 @@ def _presenter_tab(room: Classroom, choices: Sequence[tuple[str, str]], playable
 
 
 def _player_tab(room: Classroom) -> None:
-    with gr.Tab("Play (phones)", id="play-tab", elem_id="play-tab") as tab:
+    with gr.Tab(PLAY_TAB_LABEL, id="play-tab", elem_id="play-tab"):
         gr.HTML(STYLE, js_on_load=None, padding=False)  # each tab: Gradio renders only the selected one
         me = gr.State({"code": "", "player": "", "round": -1, "phase": ""})
         with gr.Column(elem_id="play-join") as join_box:
@@ -554,19 +577,19 @@ def _player_tab(room: Classroom) -> None:
 
         return cast_vote
 
-    # `?play=CODE` in the address opens this tab with the code filled in (the link the presenter shows).
-    tabs = tab.parent if isinstance(tab.parent, gr.Tabs) else None
+    # `?play=CODE` in the address opens this tab with the code filled in (the link the presenter shows). The
+    # tab is opened in the browser: a gr.Tabs output of a server event would stay in Gradio's loading-status
+    # list for the page's lifetime, and every event after it (each live frame, twice) re-reads the props of
+    # every component in every tab.
     root = Context.root_block
 
-    def arrive(request: gr.Request) -> tuple:
+    def arrive(request: gr.Request) -> Any:
         wanted = request.query_params.get("play") if request is not None else None
-        if wanted is None:
-            return (gr.update(), gr.update()) if tabs is not None else (gr.update(),)
-        filled = gr.update(value=normalise_code(wanted)[:12])
-        return (gr.Tabs(selected="play-tab"), filled) if tabs is not None else (filled,)
+        return gr.update() if wanted is None else gr.update(value=normalise_code(wanted)[:12])
 
     if root is not None:
-        root.load(arrive, None, [tabs, code] if tabs is not None else [code], api_visibility="private")
+        root.load(None, None, None, js=open_tab_js(PLAY_LINK_PARAMETER, PLAY_TAB_LABEL))
+        root.load(arrive, None, [code], api_visibility="private", show_progress="hidden")
 
     real.click(voter("real"), [me], outputs, api_visibility="private", concurrency_limit=8)
     fake.click(voter("fake"), [me], outputs, api_visibility="private", concurrency_limit=8)
