@@ -19,10 +19,11 @@ from ui.context import UiContext, swap_settings
 from ui.errors import user_errors
 from ui.spot_text import score_line
 
-STREAM_EVERY_S = 1 / 18  # the browser offers a frame every 56 ms; the server keeps only the newest
-# (measured on 2 cores: 1/15 s gave 13.7-14.6 displayed fps because of timer jitter and the browser's own
-# waits; 1/18 gives 15-16.5 fps; sending much faster makes the browser encode frames that are then dropped,
-# which steals the CPU the display needs)
+STREAM_EVERY_S = 1 / 17  # the browser offers a frame every 59 ms; the server keeps only the newest
+# (measured on 2 cores with Chromium beside the app, int8 swapper, 3 runs each: 1/18 s gave 14.7-17.0 displayed
+# fps and 0.90-1.03 swaps/s, 1/17 s 16.5-16.9 fps and 1.13-1.19 swaps/s, 1/16 s 15.7 fps and 1.20-1.22 swaps/s.
+# An offer that comes before the previous frame is back is skipped, so offering too often loses frames and
+# makes the browser encode frames that are then dropped, which steals the CPU the display and the swap need)
 STREAM_TIME_LIMIT_S = 600  # after this the browser re-joins the queue by itself (state survives)
 LIVE_CONCURRENCY = 4  # live viewers served at once
 TEXT_EVERY = 15  # the live numbers are refreshed on every 15th frame (about once a second)
@@ -87,6 +88,17 @@ def build_live_tab(ctx: UiContext, state: gr.State, options: list[gr.components.
                     "GPU every frame is swapped (mode *direct*).</small>"
                 )
 
+        # The stream's outputs are hidden relays; the browser copies each new value to its visible twin. Gradio
+        # marks every output of an event "pending" on each live frame, and the status tracker of a shown
+        # component then redraws its timer on every animation frame until the answer comes: with the three shown
+        # outputs as the stream's own, that kept the page rendering about 40 times a second. A copy made in the
+        # browser (an event with no server function) has no loading status. Hidden components have no tracker.
+        frame_relay = in_memory_image(format="jpeg", visible=False)
+        score_relay = gr.Markdown(visible=False)
+        stats_relay = gr.Markdown(visible=False)
+        for relay, shown in ((frame_relay, swapped), (score_relay, score), (stats_relay, stats)):
+            relay.change(None, [relay], [shown], js="(value) => value", show_progress="hidden")
+
         def live_frame(frame: Any, current: ViewerState, *opts: Any) -> tuple[Any, Any, Any]:
             if frame is None:
                 return None, score_line(None), "Waiting for the camera…"
@@ -106,7 +118,7 @@ def build_live_tab(ctx: UiContext, state: gr.State, options: list[gr.components.
         webcam.stream(
             live_frame,
             [webcam, state, *options],
-            [swapped, score, stats],
+            [frame_relay, score_relay, stats_relay],
             stream_every=STREAM_EVERY_S,
             time_limit=STREAM_TIME_LIMIT_S,
             concurrency_limit=LIVE_CONCURRENCY,
