@@ -126,7 +126,7 @@ def cpu_split(
     app_pid: int,
 ) -> dict[str, float]:
     """Cores used between two snapshots by the app, each kind of Chromium process, Playwright's driver,
-    everything else, and left idle: where the machine's two cores go during the run."""
+    everything else, left idle, and stolen by the hypervisor: where the machine's two cores go during the run."""
     import re
 
     seconds = after[0] - before[0]
@@ -146,6 +146,8 @@ def cpu_split(
         groups[group] = groups.get(group, 0.0) + (cpu - before[1][pid][1]) / seconds
     counters = [b - a for a, b in zip(before[2], after[2], strict=False)]
     groups["idle"] = (counters[3] + counters[4]) / max(sum(counters), 1) * (os_cpu_count())
+    if len(counters) > 7:  # time the hypervisor gave this virtual machine's cores to someone else
+        groups["steal"] = counters[7] / max(sum(counters), 1) * os_cpu_count()
     return {name: round(value, 3) for name, value in sorted(groups.items(), key=lambda kv: -kv[1])}
 
 
