@@ -21,6 +21,8 @@ import json
 import re
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.suite import topology_swapper  # noqa: E402
 from pipelines.image_io import load_image  # noqa: E402
-from tests.app_server import run_app  # noqa: E402
-from tests.browser_session import browser_available, live_page, summarise, write_camera  # noqa: E402
+from tests.app_server import RunningApp, run_app  # noqa: E402
+from tests.browser_session import LivePage, browser_available, live_page, summarise, write_camera  # noqa: E402
 from tests.model_builders.recognizer import build_fake_arcface  # noqa: E402
 
 SHARED_DETECTOR = ROOT.parent / "shared" / "models" / "scrfd_2.5g_kps.onnx"
@@ -68,8 +70,21 @@ def machine_speed_ms(detector: Path) -> float:
     return round(median_ms(lambda: analyzer.detect(frame), repeats=15), 1)
 
 
-def run(engine: str, seconds: float, detector: Path, swapper: Path, workdir: Path, precision: str) -> dict[str, Any]:
-    reference = machine_speed_ms(detector)
+def cannot_run(detector: Path) -> str | None:
+    """Why a live benchmark cannot run on this machine, or None."""
+    if not browser_available():
+        return "needs /usr/bin/chromium and playwright"
+    if not detector.is_file():
+        return f"detector not found: {detector}"
+    return None
+
+
+@contextmanager
+def streaming_page(
+    engine: str, precision: str, detector: Path, swapper: Path, workdir: Path
+) -> Iterator[tuple[RunningApp, LivePage]]:
+    """The app on `swapper` and the test recognizer, and a live page in Chromium streaming the moving-face
+    camera to it (see the module's docstring)."""
     recognizer = build_fake_arcface(workdir / "rec.onnx")
     camera, _ = write_camera(load_image(ROOT / "examples" / "astronaut.png"), workdir / "camera.y4m")
     args = ["--no-download", "--detector", str(detector), "--recognizer", str(recognizer), "--swapper", str(swapper)]
@@ -79,6 +94,12 @@ def run(engine: str, seconds: float, detector: Path, swapper: Path, workdir: Pat
         run_app(args, env, workdir / f"app-{engine}-{precision}.log") as app,
         live_page(app.url, camera, engine=engine) as page,
     ):
+        yield app, page
+
+
+def run(engine: str, seconds: float, detector: Path, swapper: Path, workdir: Path, precision: str) -> dict[str, Any]:
+    reference = machine_speed_ms(detector)
+    with streaming_page(engine, precision, detector, swapper, workdir) as (app, page):
         skip_s = min(5.0, seconds / 3)
         page.page.wait_for_timeout(int(skip_s * 1000))
         before = cpu_snapshot()
@@ -191,11 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs per configuration, taken in turn")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    if not browser_available():
-        print("needs /usr/bin/chromium and playwright", file=sys.stderr)
-        return 2
-    if not args.detector.is_file():
-        print(f"detector not found: {args.detector}", file=sys.stderr)
+    problem = cannot_run(args.detector)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
     swapper = args.swapper or topology_swapper()
     if "inswapper" in args.engines and "fp32" in args.precision:

@@ -157,28 +157,21 @@ def js_profile(trace: dict[str, Any]) -> tuple[dict[str, float], dict[str, float
 
 def record(seconds: float, engine: str, detector: Path, save: Path) -> dict[str, Any]:
     """Record the trace of a running live page; returns it with the page's displayed frames per second."""
+    from benchmarks.bench_live import streaming_page
     from benchmarks.suite import topology_swapper
-    from pipelines.image_io import load_image
-    from tests.app_server import run_app
-    from tests.browser_session import live_page, write_camera
-    from tests.model_builders.recognizer import build_fake_arcface
 
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        recognizer = build_fake_arcface(work / "rec.onnx")
-        camera, _ = write_camera(load_image(ROOT / "examples" / "astronaut.png"), work / "camera.y4m")
-        args = ["--no-download", "--detector", str(detector), "--recognizer", str(recognizer)]
-        args += ["--swapper", str(topology_swapper()), "--engine", engine, "--precision", "int8"]
-        env = {"SWAPSPOT_MODEL_DIR": str(work / "weights")}
-        with run_app(args, env, work / "app.log") as app, live_page(app.url, camera, engine=engine) as page:
-            page.page.wait_for_timeout(12_000)
-            browser = page.page.context.browser
-            started = page.page.evaluate("() => performance.now()")
-            browser.start_tracing(page=page.page, path=str(save), categories=CATEGORIES)
-            page.page.wait_for_timeout(int(seconds * 1000))
-            ended = page.page.evaluate("() => performance.now()")
-            shown = [o for o in page.probe()["outputs"] if started <= o["t"] <= ended]
-            browser.stop_tracing()  # writing the trace slows the page: frames after `ended` are not counted
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        streaming_page(engine, "int8", detector, topology_swapper(), Path(tmp)) as (_, page),
+    ):
+        page.page.wait_for_timeout(12_000)
+        browser = page.page.context.browser
+        started = page.page.evaluate("() => performance.now()")
+        browser.start_tracing(page=page.page, path=str(save), categories=CATEGORIES)
+        page.page.wait_for_timeout(int(seconds * 1000))
+        ended = page.page.evaluate("() => performance.now()")
+        shown = [o for o in page.probe()["outputs"] if started <= o["t"] <= ended]
+        browser.stop_tracing()  # writing the trace slows the page: frames after `ended` are not counted
     trace = json.loads(save.read_text())
     return {"trace": trace, "display_fps": len(shown) / ((ended - started) / 1000)}
 
@@ -202,8 +195,7 @@ def report(trace: dict[str, Any], fps: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.bench_live import SHARED_DETECTOR
-    from tests.browser_session import browser_available
+    from benchmarks.bench_live import SHARED_DETECTOR, cannot_run
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=8.0)
@@ -211,11 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detector", type=Path, default=SHARED_DETECTOR)
     parser.add_argument("--save", type=Path, default=None, help="keep the trace (JSON) here")
     args = parser.parse_args(argv)
-    if not browser_available():
-        print("needs /usr/bin/chromium and playwright", file=sys.stderr)
-        return 2
-    if not args.detector.is_file():
-        print(f"detector not found: {args.detector}", file=sys.stderr)
+    problem = cannot_run(args.detector)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         save = args.save or Path(tmp) / "trace.json"

@@ -11,9 +11,10 @@ on a channels-last map. There, per 1024-channel 32 x 32 layer on one thread, the
 1. the output of a Winograd layer: its (H*W, K) result, reshaped instead of transposed;
 2. ReLU, LeakyRelu and other one-input element-wise ops of a twin; Add, Sub, Mul and Div of a twin with a
    map of the same shape (channels-first maps get a twin by one transpose), a per-channel vector or a scalar;
-3. InstanceNormalization of a twin: the mean and variance of each channel as MatMuls of the (H*W, C) map
-   with a 1/(H*W) row (the variance of the centred map, as the op itself computes it), then
-   BatchNormalization of the (H*W, C) map with them (a map of H*W "samples" of C channels);
+3. InstanceNormalization of a twin: the mean and mean square of each channel as MatMuls of the (H*W, C)
+   map with a 1/(H*W) row, the variance as their difference, then BatchNormalization of the (H*W, C) map
+   with them (a map of H*W "samples" of C channels); a style's per-channel scale and shift right after it
+   (adaptive instance norm) fold into that BatchNormalization;
 4. Pad of a twin that pads H and W only (any mode).
 
 Only twins that lead to a Winograd layer's input are kept: that layer reads the twin and its transpose goes.
